@@ -1,0 +1,254 @@
+package flightcache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+)
+
+// errAbandoned is the cancellation cause of a load whose callers all left.
+var errAbandoned = errors.New("flightcache: every caller waiting for this fetch has left")
+
+// call is one load of one key, shared by every Get that joins it.
+type call[V any] struct {
+	done chan struct{} // closed once val and err are final
+
+	// Written by the load goroutine before done is closed; read after.
+	val      V
+	err      error
+	abnormal bool          // the fetch panicked or called runtime.Goexit
+	took     time.Duration // how long the fetch ran; -1: it never started
+
+	token  uint64                  // the cache's token for this load
+	cancel context.CancelCauseFunc // cancels the fetch's context
+
+	// Guarded by group.mu.
+	waiters int  // Gets waiting for this call
+	started bool // the fetch has its slot and is running
+}
+
+// loadHooks is what a group needs from its Loader.
+type loadHooks[K comparable, V any] interface {
+	// recheck looks key up in the cache once more before a load starts. It
+	// is called with group.mu held and must not call user code.
+	recheck(key K) (V, bool)
+	// begin registers a load of key with the cache and returns its token.
+	begin(key K) uint64
+	// fetch runs the user's fetch function.
+	fetch(ctx context.Context, key K) (V, error, time.Duration)
+	// done stores or discards the finished call's result and counts it.
+	done(key K, c *call[V])
+}
+
+// group runs at most one load per key at a time. Every caller waits on its
+// own context; the fetch runs in a goroutine of its own on a context that
+// keeps the first caller's values but not its cancellation. A panic or
+// runtime.Goexit in the fetch becomes an error for every waiter.
+type group[K comparable, V any] struct {
+	hooks         loadHooks[K, V]
+	st            *counters
+	sem           *semaphore.Weighted // bounds running fetches; nil: no bound
+	timeout       time.Duration       // bounds each load; 0: no bound
+	keepAbandoned bool                // a started load nobody waits for runs on (cache mode)
+
+	mu      sync.Mutex            // guards calls, running, closed and every call's waiters and started
+	calls   map[K]*call[V]        // the load that new Gets of a key join
+	running map[*call[V]]struct{} // every load not yet finished, joinable or not
+	closed  bool                  // no load may start
+
+	wg sync.WaitGroup // counts load goroutines, for close
+}
+
+func (g *group[K, V]) init(hooks loadHooks[K, V], st *counters, cfg Config) {
+	g.hooks, g.st = hooks, st
+	g.timeout = cfg.FetchTimeout
+	g.keepAbandoned = cfg.Mode == ModeCache
+	if cfg.MaxConcurrentFetches > 0 {
+		g.sem = semaphore.NewWeighted(int64(cfg.MaxConcurrentFetches))
+	}
+	g.calls = make(map[K]*call[V])
+	g.running = make(map[*call[V]]struct{})
+}
+
+// do joins the load of key or starts one, and waits for it on ctx. It
+// counts the Get as a miss, or as a hit when recheck finds the key.
+func (g *group[K, V]) do(ctx context.Context, key K) (V, error) {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		var zero V
+		return zero, ErrClosed
+	}
+	c, ok := g.calls[key]
+	if ok {
+		c.waiters++
+		g.st.misses.Add(1)
+		g.st.shared.Add(1)
+		g.mu.Unlock()
+		return g.wait(ctx, key, c)
+	}
+	if v, ok := g.hooks.recheck(key); ok {
+		g.mu.Unlock()
+		g.st.hits.Add(1)
+		return v, nil
+	}
+	fctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	c = &call[V]{done: make(chan struct{}), cancel: cancel, waiters: 1}
+	c.token = g.hooks.begin(key)
+	g.calls[key] = c
+	g.running[c] = struct{}{}
+	g.wg.Add(1)
+	g.st.misses.Add(1)
+	g.st.loads.Add(1)
+	g.st.inFlight.Add(1)
+	g.mu.Unlock()
+
+	go g.run(fctx, key, c)
+	return g.wait(ctx, key, c)
+}
+
+// wait returns c's result, or ctx.Err() as soon as ctx ends.
+func (g *group[K, V]) wait(ctx context.Context, key K, c *call[V]) (V, error) {
+	select {
+	case <-c.done:
+		return c.val, c.err
+	case <-ctx.Done():
+	}
+	select {
+	case <-c.done: // finished as ctx ended: the result is better than an error
+		return c.val, c.err
+	default:
+	}
+	g.leave(key, c)
+	g.st.abandoned.Add(1)
+	var zero V
+	return zero, ctx.Err()
+}
+
+// leave removes one waiter from c. A load left with no waiter is cancelled
+// and forgotten, so that the next Get starts afresh, unless it runs in cache
+// mode and has started (its result will still be stored) and is still the
+// load that new Gets join.
+func (g *group[K, V]) leave(key K, c *call[V]) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	c.waiters--
+	if c.waiters > 0 {
+		return
+	}
+	joinable := g.calls[key] == c
+	if g.keepAbandoned && c.started && joinable {
+		return
+	}
+	if joinable {
+		delete(g.calls, key)
+	}
+	c.cancel(errAbandoned)
+}
+
+// forget makes new Gets of key start a new load instead of joining the
+// running one, whose waiters still get its result.
+func (g *group[K, V]) forget(key K) {
+	g.mu.Lock()
+	if c, ok := g.calls[key]; ok {
+		delete(g.calls, key)
+		if c.waiters == 0 {
+			c.cancel(errAbandoned)
+		}
+	}
+	g.mu.Unlock()
+}
+
+// forgetAll is forget for every key.
+func (g *group[K, V]) forgetAll() {
+	g.mu.Lock()
+	for key, c := range g.calls {
+		delete(g.calls, key)
+		if c.waiters == 0 {
+			c.cancel(errAbandoned)
+		}
+	}
+	g.mu.Unlock()
+}
+
+// close stops new loads, cancels the running ones and waits for their
+// goroutines to return.
+func (g *group[K, V]) close() {
+	g.mu.Lock()
+	g.closed = true
+	for c := range g.running {
+		c.cancel(ErrClosed)
+	}
+	g.mu.Unlock()
+	g.wg.Wait()
+}
+
+// run is the goroutine of one load. Whatever the fetch does (return, panic,
+// runtime.Goexit), run records an outcome, releases every waiter and frees
+// the key.
+func (g *group[K, V]) run(ctx context.Context, key K, c *call[V]) {
+	defer g.wg.Done()
+	if g.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, g.timeout)
+		defer cancel()
+	}
+	returned, recovered := false, false
+	defer func() {
+		if !returned && !recovered { // only runtime.Goexit skips both
+			c.err, c.abnormal = ErrGoexit, true
+		}
+		if c.err != nil && errors.Is(context.Cause(ctx), ErrClosed) {
+			c.err = fmt.Errorf("%w: the load was interrupted: %w", ErrClosed, c.err)
+		}
+		g.finish(key, c)
+	}()
+	func() {
+		defer func() {
+			if returned {
+				return
+			}
+			if r := recover(); r != nil {
+				recovered = true
+				c.err, c.abnormal = &PanicError{Value: r, Stack: debug.Stack()}, true
+			}
+		}()
+		c.val, c.err, c.took = g.slotAndFetch(ctx, key, c)
+		returned = true
+	}()
+}
+
+// slotAndFetch waits for a fetch slot, then runs the fetch.
+func (g *group[K, V]) slotAndFetch(ctx context.Context, key K, c *call[V]) (V, error, time.Duration) {
+	if g.sem != nil {
+		if err := g.sem.Acquire(ctx, 1); err != nil {
+			var zero V
+			return zero, fmt.Errorf("flightcache: waiting for a fetch slot: %w", err), -1
+		}
+		defer g.sem.Release(1)
+	}
+	g.mu.Lock()
+	c.started = true
+	g.mu.Unlock()
+	return g.hooks.fetch(ctx, key)
+}
+
+// finish hands c's result to the Loader, frees the key unless a newer load
+// holds it, and releases the waiters.
+func (g *group[K, V]) finish(key K, c *call[V]) {
+	g.hooks.done(key, c)
+	g.mu.Lock()
+	if g.calls[key] == c {
+		delete(g.calls, key)
+	}
+	delete(g.running, c)
+	g.mu.Unlock()
+	g.st.inFlight.Add(-1)
+	c.cancel(nil)
+	close(c.done)
+}

@@ -1,0 +1,118 @@
+package flightcache
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Source is what a Collector reads: any *Loader, whatever its key and value
+// types, or anything else that names itself and reports Stats.
+type Source interface {
+	// Name is the value of the "loader" label.
+	Name() string
+	// Stats returns a snapshot of the counters; it must be cheap and safe
+	// for concurrent use.
+	Stats() Stats
+}
+
+// metricDef describes one metric exported for each Source.
+type metricDef struct {
+	name, help string
+	kind       prometheus.ValueType
+	value      func(Stats) float64
+}
+
+// metricDefs lists the counters and gauges; the histogram is apart. It is
+// never written.
+var metricDefs = [...]metricDef{
+	{"flightcache_hits_total", "Gets answered from the cache.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.Hits) }},
+	{"flightcache_misses_total", "Gets that started or joined a load.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.Misses) }},
+	{"flightcache_shared_total", "Gets that joined a load another Get started.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.Shared) }},
+	{"flightcache_loads_total", "Loads started.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.Loads) }},
+	{"flightcache_load_errors_total", "Loads that ended in an error.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.LoadErrors) }},
+	{"flightcache_panics_total", "Loads whose fetch panicked or called runtime.Goexit.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.Panics) }},
+	{"flightcache_abandoned_total", "Gets that returned early because their context ended.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.Abandoned) }},
+	{"flightcache_evictions_total", "Entries evicted to make room.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.Evictions) }},
+	{"flightcache_entries", "Entries held in the cache.", prometheus.GaugeValue, func(s Stats) float64 { return float64(s.Entries) }},
+	{"flightcache_in_flight", "Loads running now.", prometheus.GaugeValue, func(s Stats) float64 { return float64(s.InFlight) }},
+}
+
+const loadDurationName = "flightcache_load_duration_seconds"
+
+// Collector exports the Stats of one or more Loaders as Prometheus metrics,
+// each with a constant "loader" label holding the Loader's Name. It reads
+// Stats at scrape time only: Gets never touch a Prometheus object. Register
+// it in a registry of your own; flightcache registers nothing globally.
+// A Collector is safe for concurrent use; its zero value collects nothing.
+type Collector struct {
+	sources []collected
+	err     error // a problem found by NewCollector, reported by Describe
+}
+
+// collected is one Source with its descriptors, built once.
+type collected struct {
+	src      Source
+	descs    [len(metricDefs)]*prometheus.Desc
+	duration *prometheus.Desc
+}
+
+// NewCollector returns a Collector for the given sources. Their names must
+// differ: registering a Collector with two sources of one name fails, and
+// so does registering two Collectors holding sources of one name. Extra
+// constant labels can be added with prometheus.WrapRegistererWith.
+func NewCollector(sources ...Source) *Collector {
+	c := &Collector{sources: make([]collected, len(sources))}
+	seen := make(map[string]bool, len(sources))
+	for i, src := range sources {
+		name := src.Name()
+		if seen[name] && c.err == nil {
+			c.err = fmt.Errorf("flightcache: two sources named %q in one Collector: give each Loader its own Config.Name", name)
+		}
+		seen[name] = true
+		labels := prometheus.Labels{"loader": name}
+		c.sources[i].src = src
+		for j, def := range metricDefs {
+			c.sources[i].descs[j] = prometheus.NewDesc(def.name, def.help, nil, labels)
+		}
+		c.sources[i].duration = prometheus.NewDesc(loadDurationName, "Time taken by fetches.", nil, labels)
+	}
+	return c
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	if c.err != nil {
+		ch <- prometheus.NewInvalidDesc(c.err)
+		return
+	}
+	for i := range c.sources {
+		for _, d := range c.sources[i].descs {
+			ch <- d
+		}
+		ch <- c.sources[i].duration
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	if c.err != nil {
+		return
+	}
+	for i := range c.sources {
+		s := c.sources[i].src.Stats()
+		for j, def := range metricDefs {
+			ch <- prometheus.MustNewConstMetric(c.sources[i].descs[j], def.kind, def.value(s))
+		}
+		h := s.LoadDuration
+		buckets := make(map[float64]uint64, len(loadBounds))
+		var cumulative uint64
+		for j, bound := range h.Bounds() {
+			cumulative += h.Counts[j]
+			buckets[bound.Seconds()] = cumulative
+		}
+		ch <- prometheus.MustNewConstHistogram(c.sources[i].duration, h.Count, h.Sum.Seconds(), buckets)
+	}
+}
+
+var _ prometheus.Collector = (*Collector)(nil)

@@ -1,0 +1,108 @@
+package flightcache
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Stats is a snapshot of a Loader's counters, taken by Loader.Stats. The
+// counters only grow over the Loader's life; Entries and InFlight are gauges.
+//
+// Every Get that returns before Close is counted exactly once as a hit or a
+// miss (Hits + Misses = Gets), and every miss either started a load or
+// joined one (Misses = Loads + Shared). In flight mode Hits stays 0.
+type Stats struct {
+	// Hits counts Gets answered from the cache without waiting for a fetch.
+	Hits uint64
+	// Misses counts Gets that started a load or joined one.
+	Misses uint64
+	// Shared counts Gets that joined a load another Get had started.
+	Shared uint64
+	// Loads counts loads started: at most one runs per key at a time.
+	Loads uint64
+	// LoadErrors counts loads that ended in an error, panics included.
+	LoadErrors uint64
+	// Panics counts loads whose fetch panicked or called runtime.Goexit.
+	Panics uint64
+	// Abandoned counts Gets that returned early because their context ended.
+	Abandoned uint64
+	// Evictions counts entries removed to make room under MaxEntries.
+	Evictions uint64
+	// Entries is the number of entries held now (expired ones not yet
+	// dropped included).
+	Entries int
+	// InFlight is the number of loads running now.
+	InFlight int
+	// LoadDuration is the distribution of fetch durations.
+	LoadDuration Histogram
+}
+
+// loadBounds are the upper bounds of the load-duration histogram buckets.
+// The array is never written.
+var loadBounds = [...]time.Duration{
+	100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
+	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond,
+	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond,
+	100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond,
+	time.Second, 2500 * time.Millisecond, 5 * time.Second, 10 * time.Second,
+}
+
+// Histogram is a snapshot of load durations in fixed buckets. It is a
+// comparable value; its zero value is an empty histogram.
+type Histogram struct {
+	// Count is the number of observations.
+	Count uint64
+	// Sum is the total of the observed durations.
+	Sum time.Duration
+	// Counts[i] is the number of observations d with
+	// Bounds()[i-1] < d <= Bounds()[i]; the last element counts those above
+	// every bound. Counts are not cumulative.
+	Counts [len(loadBounds) + 1]uint64
+}
+
+// Bounds returns the buckets' upper bounds, in increasing order.
+func (Histogram) Bounds() [len(loadBounds)]time.Duration { return loadBounds }
+
+// counters holds a Loader's statistics as atomics, so that no path takes a
+// lock to count.
+type counters struct {
+	hits, misses, shared, loads atomic.Uint64
+	loadErrors, panics          atomic.Uint64
+	abandoned, evictions        atomic.Uint64
+	inFlight                    atomic.Int64
+
+	durSum  atomic.Int64
+	durHist [len(loadBounds) + 1]atomic.Uint64
+}
+
+// observe records one fetch duration.
+func (c *counters) observe(d time.Duration) {
+	i := 0
+	for i < len(loadBounds) && d > loadBounds[i] {
+		i++
+	}
+	c.durHist[i].Add(1)
+	c.durSum.Add(int64(d))
+}
+
+// snapshot reads every counter. Counters read one by one may be mid-update
+// relative to each other while Gets run; at rest they agree exactly.
+func (c *counters) snapshot() Stats {
+	s := Stats{
+		Hits:       c.hits.Load(),
+		Misses:     c.misses.Load(),
+		Shared:     c.shared.Load(),
+		Loads:      c.loads.Load(),
+		LoadErrors: c.loadErrors.Load(),
+		Panics:     c.panics.Load(),
+		Abandoned:  c.abandoned.Load(),
+		Evictions:  c.evictions.Load(),
+		InFlight:   int(c.inFlight.Load()),
+	}
+	s.LoadDuration.Sum = time.Duration(c.durSum.Load())
+	for i := range c.durHist { // Count is their total, so buckets never exceed it
+		s.LoadDuration.Counts[i] = c.durHist[i].Load()
+		s.LoadDuration.Count += s.LoadDuration.Counts[i]
+	}
+	return s
+}
