@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"time"
 )
@@ -97,6 +98,37 @@ type Config struct {
 	// invalidation). Ignored in flight mode.
 	TTL time.Duration `json:"ttl,omitempty" yaml:"ttl,omitempty"`
 
+	// StaleTTL is the window after TTL in which an entry is still served at
+	// once (stale-while-revalidate) while one background refresh of the key
+	// runs; if the refresh fails the stale value keeps being served until
+	// the window ends (stale-if-error), and refreshes back off from one
+	// second, doubling, to five minutes. Zero means no window: an expired
+	// entry is a miss. Ignored in flight mode.
+	StaleTTL time.Duration `json:"stale_ttl,omitempty" yaml:"stale_ttl,omitempty"`
+
+	// NegativeTTL is how long a not-found result (an error for which
+	// errors.Is(err, ErrNotFound), or that NotFound accepts) is kept and
+	// returned without fetching. Zero means not-found is not cached. Other
+	// errors, cancellations, timeouts and panics are never cached. Ignored
+	// in flight mode.
+	NegativeTTL time.Duration `json:"negative_ttl,omitempty" yaml:"negative_ttl,omitempty"`
+
+	// Jitter spreads each entry's TTL (and NegativeTTL) uniformly within
+	// ±Jitter·TTL, so that entries written together do not expire together.
+	// A fraction in [0, 1]; 0 means none.
+	Jitter float64 `json:"jitter,omitempty" yaml:"jitter,omitempty"`
+
+	// EarlyRefresh turns on probabilistic early refresh ("XFetch", Vattani
+	// et al., VLDB 2015): a Get of a fresh entry starts a background
+	// refresh with a probability that grows as expiry nears, scaled by the
+	// key's last fetch duration and EarlyRefreshBeta. Entries written by Set
+	// (no fetch duration) are never refreshed early.
+	EarlyRefresh bool `json:"early_refresh,omitempty" yaml:"early_refresh,omitempty"`
+
+	// EarlyRefreshBeta scales early refresh: above 1 refreshes earlier,
+	// below 1 later. Zero means 1.
+	EarlyRefreshBeta float64 `json:"early_refresh_beta,omitempty" yaml:"early_refresh_beta,omitempty"`
+
 	// FetchTimeout bounds each load, including its wait for a fetch slot
 	// (see MaxConcurrentFetches). Zero means no bound beyond the callers'
 	// own contexts.
@@ -110,9 +142,20 @@ type Config struct {
 	// (tests). Code only.
 	Clock Clock `json:"-" yaml:"-"`
 
-	// Logger receives reports of fetch panics. Nil discards them. Keys are
-	// never logged: they may be secrets such as tokens. Code only.
+	// Logger receives reports of fetch panics and failed background
+	// refreshes. Nil discards them. Keys are never logged: they may be
+	// secrets such as tokens. Code only.
 	Logger *slog.Logger `json:"-" yaml:"-"`
+
+	// NotFound classifies fetch errors as not-found (negatively cached for
+	// NegativeTTL) in addition to those matching ErrNotFound, for example
+	// sql.ErrNoRows. It must not block. Code only.
+	NotFound func(error) bool `json:"-" yaml:"-"`
+
+	// Rand returns a uniform random number in [0, 1) for Jitter and early
+	// refresh; it must be safe for concurrent use. Nil means
+	// math/rand/v2.Float64. Code only (tests fix it).
+	Rand func() float64 `json:"-" yaml:"-"`
 }
 
 // Validate reports every problem with c, each wrapped with ErrInvalidConfig
@@ -131,6 +174,18 @@ func (c Config) Validate() error {
 	if c.TTL < 0 {
 		errs = append(errs, invalidf("TTL must not be negative (got %v)", c.TTL))
 	}
+	if c.StaleTTL < 0 {
+		errs = append(errs, invalidf("StaleTTL must not be negative (got %v)", c.StaleTTL))
+	}
+	if c.NegativeTTL < 0 {
+		errs = append(errs, invalidf("NegativeTTL must not be negative (got %v)", c.NegativeTTL))
+	}
+	if !(c.Jitter >= 0 && c.Jitter <= 1) { // NaN fails too
+		errs = append(errs, invalidf("Jitter must be a fraction in [0, 1] (got %v)", c.Jitter))
+	}
+	if !(c.EarlyRefreshBeta >= 0 && c.EarlyRefreshBeta <= math.MaxFloat64) {
+		errs = append(errs, invalidf("EarlyRefreshBeta must be a finite number >= 0 (got %v)", c.EarlyRefreshBeta))
+	}
 	if c.FetchTimeout < 0 {
 		errs = append(errs, invalidf("FetchTimeout must not be negative (got %v)", c.FetchTimeout))
 	}
@@ -144,7 +199,20 @@ func (c Config) Validate() error {
 type configJSON struct {
 	*configPlain
 	TTL          jsonDuration `json:"ttl,omitzero"`
+	StaleTTL     jsonDuration `json:"stale_ttl,omitzero"`
+	NegativeTTL  jsonDuration `json:"negative_ttl,omitzero"`
 	FetchTimeout jsonDuration `json:"fetch_timeout,omitzero"`
+}
+
+// newConfigJSON wraps c for encoding/json.
+func newConfigJSON(c *Config) configJSON {
+	return configJSON{
+		configPlain:  (*configPlain)(c),
+		TTL:          jsonDuration{name: "ttl", d: c.TTL},
+		StaleTTL:     jsonDuration{name: "stale_ttl", d: c.StaleTTL},
+		NegativeTTL:  jsonDuration{name: "negative_ttl", d: c.NegativeTTL},
+		FetchTimeout: jsonDuration{name: "fetch_timeout", d: c.FetchTimeout},
+	}
 }
 
 // configPlain has Config's fields but not its methods.
@@ -155,11 +223,7 @@ type configPlain Config
 // it is 0, since a number of nanoseconds is rarely what a file means.
 // Fields absent from the JSON keep their values.
 func (c *Config) UnmarshalJSON(data []byte) error {
-	aux := configJSON{
-		configPlain:  (*configPlain)(c),
-		TTL:          jsonDuration{name: "ttl", d: c.TTL},
-		FetchTimeout: jsonDuration{name: "fetch_timeout", d: c.FetchTimeout},
-	}
+	aux := newConfigJSON(c)
 	if err := json.Unmarshal(data, &aux); err != nil {
 		if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
 			field := te.Field[strings.LastIndexByte(te.Field, '.')+1:]
@@ -167,19 +231,14 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 		}
 		return err
 	}
-	c.TTL, c.FetchTimeout = aux.TTL.d, aux.FetchTimeout.d
+	c.TTL, c.StaleTTL, c.NegativeTTL, c.FetchTimeout = aux.TTL.d, aux.StaleTTL.d, aux.NegativeTTL.d, aux.FetchTimeout.d
 	return nil
 }
 
 // MarshalJSON encodes c with durations as strings, so that UnmarshalJSON
 // reads back the same Config (code-only fields excepted).
 func (c Config) MarshalJSON() ([]byte, error) {
-	plain := configPlain(c)
-	return json.Marshal(configJSON{
-		configPlain:  &plain,
-		TTL:          jsonDuration{name: "ttl", d: c.TTL},
-		FetchTimeout: jsonDuration{name: "fetch_timeout", d: c.FetchTimeout},
-	})
+	return json.Marshal(newConfigJSON(&c))
 }
 
 // jsonDuration reads and writes a time.Duration as a string.

@@ -24,8 +24,11 @@ type call[V any] struct {
 	abnormal bool          // the fetch panicked or called runtime.Goexit
 	took     time.Duration // how long the fetch ran; -1: it never started
 
-	token  uint64                  // the cache's token for this load
-	cancel context.CancelCauseFunc // cancels the fetch's context
+	token      uint64                  // the cache's token for this load
+	cancel     context.CancelCauseFunc // cancels the fetch's context
+	background bool                    // a refresh: started by no waiting Get
+	refreshOf  *entry[V]               // the entry a refresh replaces, if any
+	entryTTL   ttlSlot                 // the fetch's choice of TTLs (SetTTL)
 
 	// Guarded by group.mu.
 	waiters int  // Gets waiting for this call
@@ -36,7 +39,10 @@ type call[V any] struct {
 type loadHooks[K comparable, V any] interface {
 	// recheck looks key up in the cache once more before a load starts. It
 	// is called with group.mu held and must not call user code.
-	recheck(key K) (V, bool)
+	recheck(key K) lookup[V]
+	// hit answers a Get from what recheck found. It is called without
+	// group.mu held.
+	hit(ctx context.Context, key K, res lookup[V]) (V, error)
 	// begin registers a load of key with the cache and returns its token.
 	begin(key K) uint64
 	// fetch runs the user's fetch function.
@@ -92,24 +98,46 @@ func (g *group[K, V]) do(ctx context.Context, key K) (V, error) {
 		g.mu.Unlock()
 		return g.wait(ctx, key, c)
 	}
-	if v, ok := g.hooks.recheck(key); ok {
+	if res := g.hooks.recheck(key); res.found {
 		g.mu.Unlock()
-		g.st.hits.Add(1)
-		return v, nil
+		return g.hooks.hit(ctx, key, res)
 	}
-	fctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	c = &call[V]{done: make(chan struct{}), cancel: cancel, waiters: 1}
+	c = g.startLocked(ctx, key, false, nil)
+	c.waiters = 1
+	g.st.misses.Add(1)
+	g.st.loads.Add(1)
+	g.mu.Unlock()
+	return g.wait(ctx, key, c)
+}
+
+// background starts a load of key that no Get waits for (a refresh), unless
+// a load of key is running already or the group is closed. It returns the
+// channel closed when the running or started load ends (nil when closed).
+func (g *group[K, V]) background(ctx context.Context, key K, refreshOf *entry[V]) (done <-chan struct{}, started bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil, false
+	}
+	if c, ok := g.calls[key]; ok {
+		return c.done, false
+	}
+	return g.startLocked(ctx, key, true, refreshOf).done, true
+}
+
+// startLocked starts a load of key in its own goroutine and makes it the
+// one new Gets join. g.mu must be held and g open.
+func (g *group[K, V]) startLocked(ctx context.Context, key K, background bool, refreshOf *entry[V]) *call[V] {
+	c := &call[V]{done: make(chan struct{}), background: background, refreshOf: refreshOf}
+	fctx, cancel := context.WithCancelCause(context.WithValue(context.WithoutCancel(ctx), ttlSlotKey{}, &c.entryTTL))
+	c.cancel = cancel
 	c.token = g.hooks.begin(key)
 	g.calls[key] = c
 	g.running[c] = struct{}{}
 	g.wg.Add(1)
-	g.st.misses.Add(1)
-	g.st.loads.Add(1)
 	g.st.inFlight.Add(1)
-	g.mu.Unlock()
-
 	go g.run(fctx, key, c)
-	return g.wait(ctx, key, c)
+	return c
 }
 
 // wait returns c's result, or ctx.Err() as soon as ctx ends.
@@ -131,9 +159,9 @@ func (g *group[K, V]) wait(ctx context.Context, key K, c *call[V]) (V, error) {
 }
 
 // leave removes one waiter from c. A load left with no waiter is cancelled
-// and forgotten, so that the next Get starts afresh, unless it runs in cache
-// mode and has started (its result will still be stored) and is still the
-// load that new Gets join.
+// and forgotten, so that the next Get starts afresh, unless it is still the
+// load that new Gets join and its result will be stored: a refresh, or a
+// load in cache mode that has started (not waiting for a slot).
 func (g *group[K, V]) leave(key K, c *call[V]) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -142,7 +170,7 @@ func (g *group[K, V]) leave(key K, c *call[V]) {
 		return
 	}
 	joinable := g.calls[key] == c
-	if g.keepAbandoned && c.started && joinable {
+	if joinable && (c.background || g.keepAbandoned && c.started) {
 		return
 	}
 	if joinable {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 )
@@ -13,23 +14,31 @@ import (
 // service. It runs on a context that carries the values of the Get that
 // started it but not that Get's cancellation, bounded by Config.FetchTimeout;
 // the Loader cancels it when nobody needs the result any more and on Close.
-// To say that key names no record, return (or wrap) ErrNotFound.
+// To say that key names no record, return (or wrap) ErrNotFound. To choose
+// the lifetime of the entry it returns, it calls SetTTL with its context.
 type FetchFunc[K comparable, V any] func(ctx context.Context, key K) (V, error)
 
 // Loader wraps a FetchFunc so that concurrent Gets of one key share one
 // fetch (flight mode) and, in cache mode, results are kept in a bounded LRU
-// for a TTL. Create one with New; the zero Loader is not usable. A Loader is
-// safe for concurrent use by any number of goroutines.
+// with TTL tiers (fresh, stale, negative). Create one with New; the zero
+// Loader is not usable. A Loader is safe for concurrent use by any number of
+// goroutines.
 //
 // Every value a fetch returns is handed to all the Gets that shared it and,
 // in cache mode, to later hits: treat values as read-only.
 type Loader[K comparable, V any] struct {
-	fetchFn FetchFunc[K, V]
-	name    string
-	ttl     time.Duration
-	clock   Clock     // nil: time.Now
-	epoch   time.Time // instant 0 of the int64 times the cache stores
-	logger  *slog.Logger
+	fetchFn  FetchFunc[K, V]
+	name     string
+	ttl      time.Duration
+	staleTTL time.Duration
+	negTTL   time.Duration
+	jitter   float64
+	beta     float64 // early refresh factor; 0: off
+	clock    Clock   // nil: time.Now
+	epoch    time.Time
+	logger   *slog.Logger
+	notFound func(error) bool // nil: ErrNotFound only
+	rand     func() float64
 
 	cache  *cache[K, V] // nil in flight mode
 	flight group[K, V]
@@ -50,17 +59,31 @@ func New[K comparable, V any](fetch FetchFunc[K, V], cfg Config) (*Loader[K, V],
 		return nil, err
 	}
 	l := &Loader[K, V]{
-		fetchFn: fetch,
-		name:    cfg.Name,
-		ttl:     cfg.TTL,
-		clock:   cfg.Clock,
-		logger:  cfg.Logger,
+		fetchFn:  fetch,
+		name:     cfg.Name,
+		ttl:      cfg.TTL,
+		staleTTL: cfg.StaleTTL,
+		negTTL:   cfg.NegativeTTL,
+		jitter:   cfg.Jitter,
+		clock:    cfg.Clock,
+		logger:   cfg.Logger,
+		notFound: cfg.NotFound,
+		rand:     cfg.Rand,
+	}
+	if cfg.EarlyRefresh {
+		l.beta = cfg.EarlyRefreshBeta
+		if l.beta == 0 {
+			l.beta = 1
+		}
 	}
 	if l.name == "" {
 		l.name = "default"
 	}
 	if l.logger == nil {
 		l.logger = slog.New(slog.DiscardHandler)
+	}
+	if l.rand == nil {
+		l.rand = rand.Float64
 	}
 	if l.clock != nil {
 		l.epoch = l.clock.Now()
@@ -77,36 +100,100 @@ func New[K comparable, V any](fetch FetchFunc[K, V], cfg Config) (*Loader[K, V],
 // Name returns Config.Name, or "default" when it was empty.
 func (l *Loader[K, V]) Name() string { return l.name }
 
-// Get returns the value of key. In cache mode a fresh entry is returned
-// without fetching. Otherwise Get joins the running load of key or starts
-// one, and waits for it until ctx ends: then Get returns ctx.Err() at once,
-// and the load carries on for any other waiter. A fetch's error is returned
-// as the fetch returned it; a panic becomes a *PanicError. After Close, Get
-// returns ErrClosed.
+// Get returns the value of key. In cache mode a fresh or stale entry is
+// returned without waiting (a stale one also starts one background
+// refresh), and a negative entry returns its not-found error. Otherwise Get
+// joins the running load of key or starts one, and waits for it until ctx
+// ends: then Get returns ctx.Err() at once, and the load carries on for any
+// other waiter. A fetch's error is returned as the fetch returned it; a
+// panic becomes a *PanicError. After Close, Get returns ErrClosed.
 func (l *Loader[K, V]) Get(ctx context.Context, key K) (V, error) {
 	if l.closed.Load() {
 		var zero V
 		return zero, ErrClosed
 	}
 	if l.cache != nil {
-		if v, ok := l.cache.get(key, l.now()); ok {
-			l.st.hits.Add(1)
-			return v, nil
+		var early float64
+		if l.beta > 0 { // XFetch: β·(−ln u), u uniform in (0, 1]
+			early = l.beta * -math.Log(1-l.rand())
+		}
+		if res := l.cache.get(key, l.now(), early); res.found {
+			return l.hit(ctx, key, res)
 		}
 	}
 	return l.flight.do(ctx, key)
 }
 
-// Set stores value for key as if a fetch had returned it, for TTL. A load
-// of key that is running now still answers its own waiters but does not
-// store its result over value, and later Gets do not join it. In flight mode
-// nothing is stored; Set only detaches later Gets from a running load.
+// hit counts a Get answered from the cache and starts the refresh it asks
+// for. It implements loadHooks too, for a hit found inside the flight.
+func (l *Loader[K, V]) hit(ctx context.Context, key K, res lookup[V]) (V, error) {
+	l.st.hits.Add(1)
+	if res.stale {
+		l.st.staleHits.Add(1)
+	}
+	if res.refresh != nil {
+		l.startRefresh(ctx, key, res.refresh)
+	}
+	if res.negative {
+		l.st.negativeHits.Add(1)
+		var zero V
+		return zero, res.err
+	}
+	return res.value, nil
+}
+
+// startRefresh starts a background refresh of key, replacing e, unless a
+// load of key is running already.
+func (l *Loader[K, V]) startRefresh(ctx context.Context, key K, e *entry[V]) {
+	if _, started := l.flight.background(ctx, key, e); started {
+		l.st.refreshes.Add(1)
+		return
+	}
+	l.cache.refreshSkipped(e)
+}
+
+// Refresh reloads key in the background while Gets keep being answered
+// from the cached entry, and returns at once. The returned channel is
+// closed when the reload has ended, its result stored (or, on error, the old
+// entry kept). If a load of key is running already, Refresh starts nothing
+// and returns that load's channel. In flight mode, and after Close, it does
+// nothing and returns a closed channel. A failed refresh is counted in
+// Stats.RefreshErrors and logged.
+func (l *Loader[K, V]) Refresh(ctx context.Context, key K) <-chan struct{} {
+	if l.cache != nil && !l.closed.Load() {
+		done, started := l.flight.background(ctx, key, nil)
+		if started {
+			l.st.refreshes.Add(1)
+		}
+		if done != nil {
+			return done
+		}
+	}
+	done := make(chan struct{})
+	close(done)
+	return done
+}
+
+// Set stores value for key as if a fetch had returned it, with Config.TTL
+// (jittered) and Config.StaleTTL. A load of key that is running now still
+// answers its own waiters but does not store its result over value, and
+// later Gets do not join it. In flight mode nothing is stored; Set only
+// detaches later Gets from a running load.
 func (l *Loader[K, V]) Set(key K, value V) {
 	if l.closed.Load() {
 		return
 	}
 	l.flight.forget(key)
-	if l.cache != nil && l.cache.set(key, value, l.expiry(l.now(), l.ttl)) {
+	if l.cache == nil {
+		return
+	}
+	now := l.now()
+	expires := addSat(now, l.jittered(l.ttl))
+	if l.ttl == 0 {
+		expires = never
+	}
+	e := &entry[V]{value: value, expires: expires, staleUntil: addSat(expires, l.staleTTL)}
+	if l.cache.set(key, e) {
 		l.st.evictions.Add(1)
 	}
 }
@@ -129,8 +216,8 @@ func (l *Loader[K, V]) InvalidateAll() {
 	}
 }
 
-// Len returns the number of entries held, expired ones that have not been
-// dropped yet included. It is 0 in flight mode.
+// Len returns the number of entries held, negative entries and expired ones
+// that have not been dropped yet included. It is 0 in flight mode.
 func (l *Loader[K, V]) Len() int {
 	if l.cache == nil {
 		return 0
@@ -145,11 +232,12 @@ func (l *Loader[K, V]) Stats() Stats {
 	return s
 }
 
-// Close cancels the running fetches, waits for them to return, drops the
-// cache and makes later Gets return ErrClosed. Gets waiting for an
-// interrupted load receive an error wrapping ErrClosed. Close leaves no
-// goroutine behind; it waits for fetches that ignore their context's
-// cancellation. Calling Close again does nothing. It always returns nil.
+// Close cancels the running fetches and refreshes, waits for them to
+// return, drops the cache and makes later Gets return ErrClosed. Gets
+// waiting for an interrupted load receive an error wrapping ErrClosed. Close
+// leaves no goroutine behind; it waits for fetches that ignore their
+// context's cancellation. Calling Close again does nothing. It always
+// returns nil.
 func (l *Loader[K, V]) Close() error {
 	if !l.closed.CompareAndSwap(false, true) {
 		return nil
@@ -171,22 +259,34 @@ func (l *Loader[K, V]) now() int64 {
 	return int64(l.clock.Now().Sub(l.epoch))
 }
 
-// expiry returns now+ttl, saturating instead of overflowing; a ttl of 0
-// means never.
-func (l *Loader[K, V]) expiry(now int64, ttl time.Duration) int64 {
-	if ttl <= 0 || now > math.MaxInt64-int64(ttl) {
-		return never
+// jittered spreads ttl uniformly within ±Jitter·ttl, never below 1ns for
+// a positive ttl (0 would mean "never expires").
+func (l *Loader[K, V]) jittered(ttl time.Duration) time.Duration {
+	if l.jitter == 0 || ttl <= 0 {
+		return ttl
 	}
-	return now + int64(ttl)
+	f := float64(ttl) * (1 + l.jitter*(2*l.rand()-1))
+	if f >= math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return max(time.Duration(f), 1)
+}
+
+// isNotFound reports whether a fetch error says "no such record". Context
+// errors never do, whatever they wrap.
+func (l *Loader[K, V]) isNotFound(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	return errors.Is(err, ErrNotFound) || l.notFound != nil && l.notFound(err)
 }
 
 // recheck implements loadHooks.
-func (l *Loader[K, V]) recheck(key K) (V, bool) {
+func (l *Loader[K, V]) recheck(key K) lookup[V] {
 	if l.cache == nil {
-		var zero V
-		return zero, false
+		return lookup[V]{}
 	}
-	return l.cache.get(key, l.now())
+	return l.cache.get(key, l.now(), 0)
 }
 
 // begin implements loadHooks.
@@ -205,32 +305,78 @@ func (l *Loader[K, V]) fetch(ctx context.Context, key K) (V, error, time.Duratio
 }
 
 // done implements loadHooks: it counts the finished load and, in cache
-// mode, stores a successful result unless a write to key came after the
-// load began.
+// mode, applies its result (store, drop, or keep the old entry) unless a
+// write to key came after the load began.
 func (l *Loader[K, V]) done(key K, c *call[V]) {
+	notFound := c.err != nil && !c.abnormal && l.isNotFound(c.err)
+	failed := c.err != nil && !notFound
 	switch {
-	case c.abnormal:
-		l.st.panics.Add(1)
+	case c.background && failed:
+		l.st.refreshErrors.Add(1)
+	case c.err != nil && !c.background:
 		l.st.loadErrors.Add(1)
+	}
+	if c.abnormal {
+		l.st.panics.Add(1)
 		attrs := []any{"loader", l.name, "error", c.err}
-		var pe *PanicError
-		if errors.As(c.err, &pe) {
+		if pe, ok := errors.AsType[*PanicError](c.err); ok {
 			attrs = append(attrs, "stack", string(pe.Stack))
 		}
 		l.log(slog.LevelError, "flightcache: fetch did not return", attrs...)
-	case c.err != nil:
-		l.st.loadErrors.Add(1)
-	}
-	if !c.abnormal && c.took >= 0 {
+	} else if c.took >= 0 {
 		l.st.observe(c.took)
 	}
 	if l.cache == nil {
 		return
 	}
-	_, evicted := l.cache.finish(key, c.token, c.err == nil, c.val, l.expiry(l.now(), l.ttl))
-	if evicted {
+	now := l.now()
+	e, drop := l.outcome(c, notFound, now)
+	if l.cache.finish(key, c.token, e, drop) {
 		l.st.evictions.Add(1)
 	}
+	if c.background && failed {
+		attrs := []any{"loader", l.name, "error", c.err}
+		if c.refreshOf != nil {
+			attrs = append(attrs, "retry_in", l.cache.refreshFailed(c.refreshOf, now))
+		}
+		l.log(slog.LevelWarn, "flightcache: background refresh failed; serving the stale value", attrs...)
+	}
+}
+
+// outcome turns a finished load into the entry to store, or nil with drop
+// set when the key's entry must go (a zero TTL chosen by the fetch, or a
+// not-found that is not cached), or nil alone when the entry stays as it is
+// (errors, which are never cached).
+func (l *Loader[K, V]) outcome(c *call[V], notFound bool, now int64) (e *entry[V], drop bool) {
+	if c.err != nil && !notFound {
+		return nil, false
+	}
+	ttl, stale := l.jittered(l.ttl), l.staleTTL
+	if notFound {
+		ttl, stale = l.jittered(l.negTTL), 0
+	}
+	if c.entryTTL.hasTTL.Load() {
+		ttl = time.Duration(c.entryTTL.ttl.Load())
+		if ttl <= 0 {
+			return nil, true
+		}
+	} else if ttl == 0 && notFound {
+		return nil, true
+	}
+	if c.entryTTL.hasStale.Load() && !notFound {
+		stale = time.Duration(c.entryTTL.stale.Load())
+	}
+	var expires int64 = never
+	if ttl > 0 {
+		expires = addSat(now, ttl)
+	}
+	e = &entry[V]{expires: expires, staleUntil: addSat(expires, stale), took: max(c.took, 0)}
+	if notFound {
+		e.err = c.err
+	} else {
+		e.value = c.val
+	}
+	return e, false
 }
 
 // log reports through Config.Logger. A panicking handler is contained: a

@@ -34,6 +34,10 @@ var metricDefs = [...]metricDef{
 	{"flightcache_panics_total", "Loads whose fetch panicked or called runtime.Goexit.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.Panics) }},
 	{"flightcache_abandoned_total", "Gets that returned early because their context ended.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.Abandoned) }},
 	{"flightcache_evictions_total", "Entries evicted to make room.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.Evictions) }},
+	{"flightcache_stale_hits_total", "Hits on stale entries, served while a refresh runs.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.StaleHits) }},
+	{"flightcache_negative_hits_total", "Hits on cached not-found results.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.NegativeHits) }},
+	{"flightcache_refreshes_total", "Background refreshes started.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.Refreshes) }},
+	{"flightcache_refresh_errors_total", "Background refreshes that failed.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.RefreshErrors) }},
 	{"flightcache_entries", "Entries held in the cache.", prometheus.GaugeValue, func(s Stats) float64 { return float64(s.Entries) }},
 	{"flightcache_in_flight", "Loads running now.", prometheus.GaugeValue, func(s Stats) float64 { return float64(s.InFlight) }},
 }

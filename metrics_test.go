@@ -28,6 +28,10 @@ var metricsTestCounterNames = []string{
 	"flightcache_panics_total",
 	"flightcache_abandoned_total",
 	"flightcache_evictions_total",
+	"flightcache_stale_hits_total",
+	"flightcache_negative_hits_total",
+	"flightcache_refreshes_total",
+	"flightcache_refresh_errors_total",
 	"flightcache_entries",
 	"flightcache_in_flight",
 }
@@ -153,6 +157,18 @@ flightcache_abandoned_total{loader="users"} 0
 # HELP flightcache_evictions_total Entries evicted to make room.
 # TYPE flightcache_evictions_total counter
 flightcache_evictions_total{loader="users"} 1
+# HELP flightcache_stale_hits_total Hits on stale entries, served while a refresh runs.
+# TYPE flightcache_stale_hits_total counter
+flightcache_stale_hits_total{loader="users"} 0
+# HELP flightcache_negative_hits_total Hits on cached not-found results.
+# TYPE flightcache_negative_hits_total counter
+flightcache_negative_hits_total{loader="users"} 0
+# HELP flightcache_refreshes_total Background refreshes started.
+# TYPE flightcache_refreshes_total counter
+flightcache_refreshes_total{loader="users"} 0
+# HELP flightcache_refresh_errors_total Background refreshes that failed.
+# TYPE flightcache_refresh_errors_total counter
+flightcache_refresh_errors_total{loader="users"} 0
 # HELP flightcache_entries Entries held in the cache.
 # TYPE flightcache_entries gauge
 flightcache_entries{loader="users"} 2

@@ -20,14 +20,26 @@ type Stats struct {
 	Shared uint64
 	// Loads counts loads started: at most one runs per key at a time.
 	Loads uint64
-	// LoadErrors counts loads that ended in an error, panics included.
+	// LoadErrors counts loads that ended in an error, not-found and panics
+	// included (refreshes are counted in RefreshErrors instead).
 	LoadErrors uint64
-	// Panics counts loads whose fetch panicked or called runtime.Goexit.
+	// Panics counts loads and refreshes whose fetch panicked or called
+	// runtime.Goexit.
 	Panics uint64
 	// Abandoned counts Gets that returned early because their context ended.
 	Abandoned uint64
 	// Evictions counts entries removed to make room under MaxEntries.
 	Evictions uint64
+	// StaleHits counts hits on stale entries (also counted in Hits).
+	StaleHits uint64
+	// NegativeHits counts hits on not-found entries (also counted in Hits).
+	NegativeHits uint64
+	// Refreshes counts background refreshes started (stale entries, early
+	// refresh, Refresh). They are not Loads.
+	Refreshes uint64
+	// RefreshErrors counts background refreshes that failed; a not-found
+	// answer is not a failure.
+	RefreshErrors uint64
 	// Entries is the number of entries held now (expired ones not yet
 	// dropped included).
 	Entries int
@@ -69,6 +81,8 @@ type counters struct {
 	hits, misses, shared, loads atomic.Uint64
 	loadErrors, panics          atomic.Uint64
 	abandoned, evictions        atomic.Uint64
+	staleHits, negativeHits     atomic.Uint64
+	refreshes, refreshErrors    atomic.Uint64
 	inFlight                    atomic.Int64
 
 	durSum  atomic.Int64
@@ -89,15 +103,19 @@ func (c *counters) observe(d time.Duration) {
 // relative to each other while Gets run; at rest they agree exactly.
 func (c *counters) snapshot() Stats {
 	s := Stats{
-		Hits:       c.hits.Load(),
-		Misses:     c.misses.Load(),
-		Shared:     c.shared.Load(),
-		Loads:      c.loads.Load(),
-		LoadErrors: c.loadErrors.Load(),
-		Panics:     c.panics.Load(),
-		Abandoned:  c.abandoned.Load(),
-		Evictions:  c.evictions.Load(),
-		InFlight:   int(c.inFlight.Load()),
+		Hits:          c.hits.Load(),
+		Misses:        c.misses.Load(),
+		Shared:        c.shared.Load(),
+		Loads:         c.loads.Load(),
+		LoadErrors:    c.loadErrors.Load(),
+		Panics:        c.panics.Load(),
+		Abandoned:     c.abandoned.Load(),
+		Evictions:     c.evictions.Load(),
+		StaleHits:     c.staleHits.Load(),
+		NegativeHits:  c.negativeHits.Load(),
+		Refreshes:     c.refreshes.Load(),
+		RefreshErrors: c.refreshErrors.Load(),
+		InFlight:      int(c.inFlight.Load()),
 	}
 	s.LoadDuration.Sum = time.Duration(c.durSum.Load())
 	for i := range c.durHist { // Count is their total, so buckets never exceed it
