@@ -138,6 +138,25 @@ type Config struct {
 	// keys. Zero means no bound.
 	MaxConcurrentFetches int `json:"max_concurrent_fetches,omitempty" yaml:"max_concurrent_fetches,omitempty"`
 
+	// RemoteTTL is how long a fetched value is kept in the shared tier (see
+	// WithRemote); a local copy never outlives it. Zero means TTL. A Remote
+	// needs one of the two to be > 0.
+	RemoteTTL time.Duration `json:"remote_ttl,omitempty" yaml:"remote_ttl,omitempty"`
+
+	// RemoteNegativeTTL is how long a not-found answer is kept in the
+	// shared tier. Zero means NegativeTTL (0: not shared).
+	RemoteNegativeTTL time.Duration `json:"remote_negative_ttl,omitempty" yaml:"remote_negative_ttl,omitempty"`
+
+	// RemoteLeaseTimeout bounds how long an instance waits for another
+	// instance that holds the key's fleet-wide lease to store its result,
+	// before fetching itself; it is also the lease's lifetime. Zero means
+	// FetchTimeout, or 5s when that is 0 too.
+	RemoteLeaseTimeout time.Duration `json:"remote_lease_timeout,omitempty" yaml:"remote_lease_timeout,omitempty"`
+
+	// DisableRemote makes the Loader ignore the Remote given with
+	// WithRemote: a configuration switch for the shared tier.
+	DisableRemote bool `json:"disable_remote,omitempty" yaml:"disable_remote,omitempty"`
+
 	// Clock replaces time.Now for expiry decisions and for timing fetches
 	// (tests). Code only.
 	Clock Clock `json:"-" yaml:"-"`
@@ -186,6 +205,14 @@ func (c Config) Validate() error {
 	if !(c.EarlyRefreshBeta >= 0 && c.EarlyRefreshBeta <= math.MaxFloat64) {
 		errs = append(errs, invalidf("EarlyRefreshBeta must be a finite number >= 0 (got %v)", c.EarlyRefreshBeta))
 	}
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"RemoteTTL", c.RemoteTTL}, {"RemoteNegativeTTL", c.RemoteNegativeTTL}, {"RemoteLeaseTimeout", c.RemoteLeaseTimeout}} {
+		if d.d < 0 {
+			errs = append(errs, invalidf("%s must not be negative (got %v)", d.name, d.d))
+		}
+	}
 	if c.FetchTimeout < 0 {
 		errs = append(errs, invalidf("FetchTimeout must not be negative (got %v)", c.FetchTimeout))
 	}
@@ -202,6 +229,10 @@ type configJSON struct {
 	StaleTTL     jsonDuration `json:"stale_ttl,omitzero"`
 	NegativeTTL  jsonDuration `json:"negative_ttl,omitzero"`
 	FetchTimeout jsonDuration `json:"fetch_timeout,omitzero"`
+
+	RemoteTTL          jsonDuration `json:"remote_ttl,omitzero"`
+	RemoteNegativeTTL  jsonDuration `json:"remote_negative_ttl,omitzero"`
+	RemoteLeaseTimeout jsonDuration `json:"remote_lease_timeout,omitzero"`
 }
 
 // newConfigJSON wraps c for encoding/json.
@@ -212,6 +243,10 @@ func newConfigJSON(c *Config) configJSON {
 		StaleTTL:     jsonDuration{name: "stale_ttl", d: c.StaleTTL},
 		NegativeTTL:  jsonDuration{name: "negative_ttl", d: c.NegativeTTL},
 		FetchTimeout: jsonDuration{name: "fetch_timeout", d: c.FetchTimeout},
+
+		RemoteTTL:          jsonDuration{name: "remote_ttl", d: c.RemoteTTL},
+		RemoteNegativeTTL:  jsonDuration{name: "remote_negative_ttl", d: c.RemoteNegativeTTL},
+		RemoteLeaseTimeout: jsonDuration{name: "remote_lease_timeout", d: c.RemoteLeaseTimeout},
 	}
 }
 
@@ -232,6 +267,7 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	c.TTL, c.StaleTTL, c.NegativeTTL, c.FetchTimeout = aux.TTL.d, aux.StaleTTL.d, aux.NegativeTTL.d, aux.FetchTimeout.d
+	c.RemoteTTL, c.RemoteNegativeTTL, c.RemoteLeaseTimeout = aux.RemoteTTL.d, aux.RemoteNegativeTTL.d, aux.RemoteLeaseTimeout.d
 	return nil
 }
 

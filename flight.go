@@ -29,6 +29,7 @@ type call[V any] struct {
 	background bool                    // a refresh: started by no waiting Get
 	refreshOf  *entry[V]               // the entry a refresh replaces, if any
 	entryTTL   ttlSlot                 // the fetch's choice of TTLs (SetTTL)
+	maxLife    time.Duration           // > 0: the shared tier's copy ends then
 
 	// Guarded by group.mu.
 	waiters int  // Gets waiting for this call
@@ -45,8 +46,8 @@ type loadHooks[K comparable, V any] interface {
 	hit(ctx context.Context, key K, res lookup[V]) (V, error)
 	// begin registers a load of key with the cache and returns its token.
 	begin(key K) uint64
-	// fetch runs the user's fetch function.
-	fetch(ctx context.Context, key K) (V, error, time.Duration)
+	// fetch loads the value of key (shared tier, then the user's fetch).
+	fetch(ctx context.Context, key K, c *call[V]) (V, error, time.Duration)
 	// done stores or discards the finished call's result and counts it.
 	done(key K, c *call[V])
 }
@@ -263,7 +264,7 @@ func (g *group[K, V]) slotAndFetch(ctx context.Context, key K, c *call[V]) (V, e
 	g.mu.Lock()
 	c.started = true
 	g.mu.Unlock()
-	return g.hooks.fetch(ctx, key)
+	return g.hooks.fetch(ctx, key, c)
 }
 
 // finish hands c's result to the Loader, frees the key unless a newer load

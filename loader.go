@@ -42,15 +42,21 @@ type Loader[K comparable, V any] struct {
 
 	cache  *cache[K, V] // nil in flight mode
 	flight group[K, V]
-	st     counters
-	closed atomic.Bool
+
+	remote       Remote[K, V] // nil: no shared tier
+	remoteTTL    time.Duration
+	remoteNegTTL time.Duration
+	leaseTimeout time.Duration
+	stopWatch    func() // ends the Remote's invalidation feed
+	st           counters
+	closed       atomic.Bool
 }
 
 // New returns a Loader that loads values with fetch and behaves as cfg
-// says. It returns an error wrapping ErrInvalidConfig that names every
-// problem with cfg, or with a nil fetch. The zero Config is valid: flight
-// mode with no limits.
-func New[K comparable, V any](fetch FetchFunc[K, V], cfg Config) (*Loader[K, V], error) {
+// says, with the code-made parts given as options (WithRemote). It returns
+// an error wrapping ErrInvalidConfig that names every problem with cfg, or
+// with a nil fetch. The zero Config is valid: flight mode with no limits.
+func New[K comparable, V any](fetch FetchFunc[K, V], cfg Config, opts ...Option[K, V]) (*Loader[K, V], error) {
 	err := cfg.Validate()
 	if fetch == nil {
 		err = errors.Join(invalidf("fetch function is nil"), err)
@@ -90,10 +96,21 @@ func New[K comparable, V any](fetch FetchFunc[K, V], cfg Config) (*Loader[K, V],
 	} else {
 		l.epoch = time.Now()
 	}
+	for _, o := range opts {
+		if o.apply != nil {
+			o.apply(l)
+		}
+	}
+	if err := l.initRemote(cfg); err != nil {
+		return nil, err
+	}
 	if cfg.Mode == ModeCache {
 		l.cache = newCache[K, V](cfg.MaxEntries)
 	}
 	l.flight.init(l, &l.st, cfg)
+	if l.remote != nil {
+		l.stopWatch = l.remote.Watch(l.remoteInvalidated, l.remoteReset)
+	}
 	return l, nil
 }
 
@@ -177,13 +194,15 @@ func (l *Loader[K, V]) Refresh(ctx context.Context, key K) <-chan struct{} {
 // Set stores value for key as if a fetch had returned it, with Config.TTL
 // (jittered) and Config.StaleTTL. A load of key that is running now still
 // answers its own waiters but does not store its result over value, and
-// later Gets do not join it. In flight mode nothing is stored; Set only
-// detaches later Gets from a running load.
+// later Gets do not join it. In flight mode nothing is stored locally; Set
+// only detaches later Gets from a running load. With a Remote, the value is
+// also stored in the shared tier, and the other instances drop their copies.
 func (l *Loader[K, V]) Set(key K, value V) {
 	if l.closed.Load() {
 		return
 	}
 	l.flight.forget(key)
+	l.remoteSet(key, value)
 	if l.cache == nil {
 		return
 	}
@@ -200,15 +219,25 @@ func (l *Loader[K, V]) Set(key K, value V) {
 
 // Invalidate drops key, so that the next Get fetches it again. A load of
 // key that is running now still answers its own waiters but neither stores
-// its result nor is joined by later Gets.
+// its result nor is joined by later Gets. With a Remote, the key is also
+// deleted from the shared tier and every other instance drops its copy; if
+// the shared tier cannot be reached, that is counted in Stats.RemoteErrors
+// and logged.
 func (l *Loader[K, V]) Invalidate(key K) {
+	l.dropLocal(key)
+	l.remoteInvalidate(key)
+}
+
+// dropLocal is Invalidate without the shared tier.
+func (l *Loader[K, V]) dropLocal(key K) {
 	l.flight.forget(key)
 	if l.cache != nil {
 		l.cache.remove(key)
 	}
 }
 
-// InvalidateAll is Invalidate for every key.
+// InvalidateAll is Invalidate for every key of this instance's local tier;
+// the shared tier and other instances are left as they are.
 func (l *Loader[K, V]) InvalidateAll() {
 	l.flight.forgetAll()
 	if l.cache != nil {
@@ -229,6 +258,10 @@ func (l *Loader[K, V]) Len() int {
 func (l *Loader[K, V]) Stats() Stats {
 	s := l.st.snapshot()
 	s.Entries = l.Len()
+	if l.remote != nil {
+		rs := l.remote.Stats()
+		s.RemoteBreakerOpen, s.RemoteWritesDropped, s.RemoteCorrupt = rs.BreakerOpen, rs.WritesDropped, rs.Corrupt
+	}
 	return s
 }
 
@@ -241,6 +274,9 @@ func (l *Loader[K, V]) Stats() Stats {
 func (l *Loader[K, V]) Close() error {
 	if !l.closed.CompareAndSwap(false, true) {
 		return nil
+	}
+	if l.stopWatch != nil {
+		l.stopWatch()
 	}
 	if l.cache != nil {
 		l.cache.purge(true)
@@ -297,8 +333,17 @@ func (l *Loader[K, V]) begin(key K) uint64 {
 	return l.cache.begin(key)
 }
 
-// fetch implements loadHooks: it runs the user's fetch and times it.
-func (l *Loader[K, V]) fetch(ctx context.Context, key K) (V, error, time.Duration) {
+// fetch implements loadHooks: it asks the shared tier when there is one,
+// and otherwise runs the user's fetch.
+func (l *Loader[K, V]) fetch(ctx context.Context, key K, c *call[V]) (V, error, time.Duration) {
+	if l.remote != nil {
+		return l.fetchShared(ctx, key, c)
+	}
+	return l.timedFetch(ctx, key)
+}
+
+// timedFetch runs the user's fetch and times it.
+func (l *Loader[K, V]) timedFetch(ctx context.Context, key K) (V, error, time.Duration) {
 	start := l.now()
 	v, err := l.fetchFn(ctx, key)
 	return v, err, time.Duration(l.now() - start)
@@ -371,6 +416,10 @@ func (l *Loader[K, V]) outcome(c *call[V], notFound bool, now int64) (e *entry[V
 		expires = addSat(now, ttl)
 	}
 	e = &entry[V]{expires: expires, staleUntil: addSat(expires, stale), took: max(c.took, 0)}
+	if c.maxLife > 0 { // a local copy never outlives the shared one
+		end := addSat(now, c.maxLife)
+		e.expires, e.staleUntil = min(e.expires, end), min(e.staleUntil, end)
+	}
 	if notFound {
 		e.err = c.err
 	} else {

@@ -41,9 +41,9 @@ func (g *gate) fetch(ctx context.Context, key string) (string, error) {
 	}
 }
 
-func mustNew[K comparable, V any](t *testing.T, fetch flightcache.FetchFunc[K, V], cfg flightcache.Config) *flightcache.Loader[K, V] {
+func mustNew[K comparable, V any](t *testing.T, fetch flightcache.FetchFunc[K, V], cfg flightcache.Config, opts ...flightcache.Option[K, V]) *flightcache.Loader[K, V] {
 	t.Helper()
-	l, err := flightcache.New(fetch, cfg)
+	l, err := flightcache.New(fetch, cfg, opts...)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = l.Close() })
 	return l

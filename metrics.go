@@ -38,6 +38,20 @@ var metricDefs = [...]metricDef{
 	{"flightcache_negative_hits_total", "Hits on cached not-found results.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.NegativeHits) }},
 	{"flightcache_refreshes_total", "Background refreshes started.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.Refreshes) }},
 	{"flightcache_refresh_errors_total", "Background refreshes that failed.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.RefreshErrors) }},
+	{"flightcache_remote_hits_total", "Loads answered by the shared tier.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.RemoteHits) }},
+	{"flightcache_remote_misses_total", "Loads that found nothing in the shared tier.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.RemoteMisses) }},
+	{"flightcache_remote_errors_total", "Shared-tier calls that failed.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.RemoteErrors) }},
+	{"flightcache_lease_waits_total", "Loads that waited for another instance's fetch.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.LeaseWaits) }},
+	{"flightcache_invalidations_sent_total", "Invalidations published to other instances.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.InvalidationsSent) }},
+	{"flightcache_invalidations_received_total", "Invalidations received from other instances.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.InvalidationsReceived) }},
+	{"flightcache_remote_writes_dropped_total", "Shared-tier writes that failed or were skipped.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.RemoteWritesDropped) }},
+	{"flightcache_remote_corrupt_total", "Shared-tier records that did not decode.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.RemoteCorrupt) }},
+	{"flightcache_remote_breaker_open", "1 while the shared tier's circuit breaker is open.", prometheus.GaugeValue, func(s Stats) float64 {
+		if s.RemoteBreakerOpen {
+			return 1
+		}
+		return 0
+	}},
 	{"flightcache_entries", "Entries held in the cache.", prometheus.GaugeValue, func(s Stats) float64 { return float64(s.Entries) }},
 	{"flightcache_in_flight", "Loads running now.", prometheus.GaugeValue, func(s Stats) float64 { return float64(s.InFlight) }},
 }

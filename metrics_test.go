@@ -32,6 +32,15 @@ var metricsTestCounterNames = []string{
 	"flightcache_negative_hits_total",
 	"flightcache_refreshes_total",
 	"flightcache_refresh_errors_total",
+	"flightcache_remote_hits_total",
+	"flightcache_remote_misses_total",
+	"flightcache_remote_errors_total",
+	"flightcache_lease_waits_total",
+	"flightcache_invalidations_sent_total",
+	"flightcache_invalidations_received_total",
+	"flightcache_remote_writes_dropped_total",
+	"flightcache_remote_corrupt_total",
+	"flightcache_remote_breaker_open",
 	"flightcache_entries",
 	"flightcache_in_flight",
 }
@@ -169,6 +178,33 @@ flightcache_refreshes_total{loader="users"} 0
 # HELP flightcache_refresh_errors_total Background refreshes that failed.
 # TYPE flightcache_refresh_errors_total counter
 flightcache_refresh_errors_total{loader="users"} 0
+# HELP flightcache_remote_hits_total Loads answered by the shared tier.
+# TYPE flightcache_remote_hits_total counter
+flightcache_remote_hits_total{loader="users"} 0
+# HELP flightcache_remote_misses_total Loads that found nothing in the shared tier.
+# TYPE flightcache_remote_misses_total counter
+flightcache_remote_misses_total{loader="users"} 0
+# HELP flightcache_remote_errors_total Shared-tier calls that failed.
+# TYPE flightcache_remote_errors_total counter
+flightcache_remote_errors_total{loader="users"} 0
+# HELP flightcache_lease_waits_total Loads that waited for another instance's fetch.
+# TYPE flightcache_lease_waits_total counter
+flightcache_lease_waits_total{loader="users"} 0
+# HELP flightcache_invalidations_sent_total Invalidations published to other instances.
+# TYPE flightcache_invalidations_sent_total counter
+flightcache_invalidations_sent_total{loader="users"} 0
+# HELP flightcache_invalidations_received_total Invalidations received from other instances.
+# TYPE flightcache_invalidations_received_total counter
+flightcache_invalidations_received_total{loader="users"} 0
+# HELP flightcache_remote_writes_dropped_total Shared-tier writes that failed or were skipped.
+# TYPE flightcache_remote_writes_dropped_total counter
+flightcache_remote_writes_dropped_total{loader="users"} 0
+# HELP flightcache_remote_corrupt_total Shared-tier records that did not decode.
+# TYPE flightcache_remote_corrupt_total counter
+flightcache_remote_corrupt_total{loader="users"} 0
+# HELP flightcache_remote_breaker_open 1 while the shared tier's circuit breaker is open.
+# TYPE flightcache_remote_breaker_open gauge
+flightcache_remote_breaker_open{loader="users"} 0
 # HELP flightcache_entries Entries held in the cache.
 # TYPE flightcache_entries gauge
 flightcache_entries{loader="users"} 2

@@ -40,6 +40,25 @@ type Stats struct {
 	// RefreshErrors counts background refreshes that failed; a not-found
 	// answer is not a failure.
 	RefreshErrors uint64
+	// RemoteHits counts loads answered by the shared tier (WithRemote).
+	RemoteHits uint64
+	// RemoteMisses counts loads that found nothing in the shared tier.
+	RemoteMisses uint64
+	// RemoteErrors counts shared-tier calls that failed; the Loader then
+	// carries on without it.
+	RemoteErrors uint64
+	// LeaseWaits counts loads that waited for another instance's fetch.
+	LeaseWaits uint64
+	// InvalidationsSent counts invalidations published to other instances.
+	InvalidationsSent uint64
+	// InvalidationsReceived counts invalidations (and resets) received
+	// from other instances.
+	InvalidationsReceived uint64
+	// RemoteBreakerOpen, RemoteWritesDropped and RemoteCorrupt are the
+	// Remote's own RemoteStats.
+	RemoteBreakerOpen   bool
+	RemoteWritesDropped uint64
+	RemoteCorrupt       uint64
 	// Entries is the number of entries held now (expired ones not yet
 	// dropped included).
 	Entries int
@@ -83,6 +102,9 @@ type counters struct {
 	abandoned, evictions        atomic.Uint64
 	staleHits, negativeHits     atomic.Uint64
 	refreshes, refreshErrors    atomic.Uint64
+	remoteHits, remoteMisses    atomic.Uint64
+	remoteErrors, leaseWaits    atomic.Uint64
+	invSent, invReceived        atomic.Uint64
 	inFlight                    atomic.Int64
 
 	durSum  atomic.Int64
@@ -103,19 +125,25 @@ func (c *counters) observe(d time.Duration) {
 // relative to each other while Gets run; at rest they agree exactly.
 func (c *counters) snapshot() Stats {
 	s := Stats{
-		Hits:          c.hits.Load(),
-		Misses:        c.misses.Load(),
-		Shared:        c.shared.Load(),
-		Loads:         c.loads.Load(),
-		LoadErrors:    c.loadErrors.Load(),
-		Panics:        c.panics.Load(),
-		Abandoned:     c.abandoned.Load(),
-		Evictions:     c.evictions.Load(),
-		StaleHits:     c.staleHits.Load(),
-		NegativeHits:  c.negativeHits.Load(),
-		Refreshes:     c.refreshes.Load(),
-		RefreshErrors: c.refreshErrors.Load(),
-		InFlight:      int(c.inFlight.Load()),
+		Hits:                  c.hits.Load(),
+		Misses:                c.misses.Load(),
+		Shared:                c.shared.Load(),
+		Loads:                 c.loads.Load(),
+		LoadErrors:            c.loadErrors.Load(),
+		Panics:                c.panics.Load(),
+		Abandoned:             c.abandoned.Load(),
+		Evictions:             c.evictions.Load(),
+		StaleHits:             c.staleHits.Load(),
+		NegativeHits:          c.negativeHits.Load(),
+		Refreshes:             c.refreshes.Load(),
+		RefreshErrors:         c.refreshErrors.Load(),
+		RemoteHits:            c.remoteHits.Load(),
+		RemoteMisses:          c.remoteMisses.Load(),
+		RemoteErrors:          c.remoteErrors.Load(),
+		LeaseWaits:            c.leaseWaits.Load(),
+		InvalidationsSent:     c.invSent.Load(),
+		InvalidationsReceived: c.invReceived.Load(),
+		InFlight:              int(c.inFlight.Load()),
 	}
 	s.LoadDuration.Sum = time.Duration(c.durSum.Load())
 	for i := range c.durHist { // Count is their total, so buckets never exceed it
