@@ -157,6 +157,16 @@ type Config struct {
 	// WithRemote: a configuration switch for the shared tier.
 	DisableRemote bool `json:"disable_remote,omitempty" yaml:"disable_remote,omitempty"`
 
+	// MaxBatchSize bounds the keys of one batch fetch (WithBatch); larger
+	// sets are split. Zero means no bound.
+	MaxBatchSize int `json:"max_batch_size,omitempty" yaml:"max_batch_size,omitempty"`
+
+	// BatchWindow turns on micro-batching: single Gets of different keys
+	// that start loads within this window (or until MaxBatchSize keys) are
+	// loaded with one batch fetch, as Facebook's DataLoader does. A lone Get
+	// waits at most the window. Needs WithBatch. Zero means off.
+	BatchWindow time.Duration `json:"batch_window,omitempty" yaml:"batch_window,omitempty"`
+
 	// Clock replaces time.Now for expiry decisions and for timing fetches
 	// (tests). Code only.
 	Clock Clock `json:"-" yaml:"-"`
@@ -213,6 +223,12 @@ func (c Config) Validate() error {
 			errs = append(errs, invalidf("%s must not be negative (got %v)", d.name, d.d))
 		}
 	}
+	if c.MaxBatchSize < 0 {
+		errs = append(errs, invalidf("MaxBatchSize must not be negative (got %d)", c.MaxBatchSize))
+	}
+	if c.BatchWindow < 0 {
+		errs = append(errs, invalidf("BatchWindow must not be negative (got %v)", c.BatchWindow))
+	}
 	if c.FetchTimeout < 0 {
 		errs = append(errs, invalidf("FetchTimeout must not be negative (got %v)", c.FetchTimeout))
 	}
@@ -233,6 +249,7 @@ type configJSON struct {
 	RemoteTTL          jsonDuration `json:"remote_ttl,omitzero"`
 	RemoteNegativeTTL  jsonDuration `json:"remote_negative_ttl,omitzero"`
 	RemoteLeaseTimeout jsonDuration `json:"remote_lease_timeout,omitzero"`
+	BatchWindow        jsonDuration `json:"batch_window,omitzero"`
 }
 
 // newConfigJSON wraps c for encoding/json.
@@ -247,6 +264,7 @@ func newConfigJSON(c *Config) configJSON {
 		RemoteTTL:          jsonDuration{name: "remote_ttl", d: c.RemoteTTL},
 		RemoteNegativeTTL:  jsonDuration{name: "remote_negative_ttl", d: c.RemoteNegativeTTL},
 		RemoteLeaseTimeout: jsonDuration{name: "remote_lease_timeout", d: c.RemoteLeaseTimeout},
+		BatchWindow:        jsonDuration{name: "batch_window", d: c.BatchWindow},
 	}
 }
 
@@ -268,6 +286,7 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 	}
 	c.TTL, c.StaleTTL, c.NegativeTTL, c.FetchTimeout = aux.TTL.d, aux.StaleTTL.d, aux.NegativeTTL.d, aux.FetchTimeout.d
 	c.RemoteTTL, c.RemoteNegativeTTL, c.RemoteLeaseTimeout = aux.RemoteTTL.d, aux.RemoteNegativeTTL.d, aux.RemoteLeaseTimeout.d
+	c.BatchWindow = aux.BatchWindow.d
 	return nil
 }
 

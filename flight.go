@@ -24,12 +24,13 @@ type call[V any] struct {
 	abnormal bool          // the fetch panicked or called runtime.Goexit
 	took     time.Duration // how long the fetch ran; -1: it never started
 
-	token      uint64                  // the cache's token for this load
-	cancel     context.CancelCauseFunc // cancels the fetch's context
-	background bool                    // a refresh: started by no waiting Get
-	refreshOf  *entry[V]               // the entry a refresh replaces, if any
-	entryTTL   ttlSlot                 // the fetch's choice of TTLs (SetTTL)
-	maxLife    time.Duration           // > 0: the shared tier's copy ends then
+	token       uint64                  // the cache's token for this load
+	cancel      context.CancelCauseFunc // cancels the fetch's context
+	background  bool                    // a refresh: started by no waiting Get
+	refreshOf   *entry[V]               // the entry a refresh replaces, if any
+	entryTTL    ttlSlot                 // the fetch's choice of TTLs (SetTTL)
+	maxLife     time.Duration           // > 0: the shared tier's copy ends then
+	batchFailed bool                    // err is a batch fetch's error: never "not found"
 
 	// Guarded by group.mu.
 	waiters int  // Gets waiting for this call
@@ -50,6 +51,9 @@ type loadHooks[K comparable, V any] interface {
 	fetch(ctx context.Context, key K, c *call[V]) (V, error, time.Duration)
 	// done stores or discards the finished call's result and counts it.
 	done(key K, c *call[V])
+	// fetchBatch loads keys with one batch fetch, setting each call's
+	// result (val, err, took).
+	fetchBatch(ctx context.Context, keys []K, calls []*call[V])
 }
 
 // group runs at most one load per key at a time. Every caller waits on its
@@ -62,11 +66,14 @@ type group[K comparable, V any] struct {
 	sem           *semaphore.Weighted // bounds running fetches; nil: no bound
 	timeout       time.Duration       // bounds each load; 0: no bound
 	keepAbandoned bool                // a started load nobody waits for runs on (cache mode)
+	maxBatch      int                 // most keys in one batch fetch; 0: no limit
+	window        time.Duration       // > 0: single-key loads are micro-batched
 
 	mu      sync.Mutex            // guards calls, running, closed and every call's waiters and started
 	calls   map[K]*call[V]        // the load that new Gets of a key join
 	running map[*call[V]]struct{} // every load not yet finished, joinable or not
 	closed  bool                  // no load may start
+	pending *batch[K, V]          // the micro-batch collecting loads now
 
 	wg sync.WaitGroup // counts load goroutines, for close
 }
@@ -78,6 +85,7 @@ func (g *group[K, V]) init(hooks loadHooks[K, V], st *counters, cfg Config) {
 	if cfg.MaxConcurrentFetches > 0 {
 		g.sem = semaphore.NewWeighted(int64(cfg.MaxConcurrentFetches))
 	}
+	g.maxBatch, g.window = cfg.MaxBatchSize, cfg.BatchWindow
 	g.calls = make(map[K]*call[V])
 	g.running = make(map[*call[V]]struct{})
 }
@@ -103,7 +111,11 @@ func (g *group[K, V]) do(ctx context.Context, key K) (V, error) {
 		g.mu.Unlock()
 		return g.hooks.hit(ctx, key, res)
 	}
-	c = g.startLocked(ctx, key, false, nil)
+	if g.window > 0 {
+		c = g.joinMicroBatchLocked(ctx, key)
+	} else {
+		c = g.startLocked(ctx, key, false, nil)
+	}
 	c.waiters = 1
 	g.st.misses.Add(1)
 	g.st.loads.Add(1)
@@ -129,15 +141,23 @@ func (g *group[K, V]) background(ctx context.Context, key K, refreshOf *entry[V]
 // startLocked starts a load of key in its own goroutine and makes it the
 // one new Gets join. g.mu must be held and g open.
 func (g *group[K, V]) startLocked(ctx context.Context, key K, background bool, refreshOf *entry[V]) *call[V] {
-	c := &call[V]{done: make(chan struct{}), background: background, refreshOf: refreshOf}
+	c := g.newCallLocked(key)
+	c.background, c.refreshOf = background, refreshOf
 	fctx, cancel := context.WithCancelCause(context.WithValue(context.WithoutCancel(ctx), ttlSlotKey{}, &c.entryTTL))
 	c.cancel = cancel
+	g.wg.Add(1)
+	go g.run(fctx, key, c)
+	return c
+}
+
+// newCallLocked registers a new load of key; the caller sets its cancel
+// func and runs it. g.mu must be held and g open.
+func (g *group[K, V]) newCallLocked(key K) *call[V] {
+	c := &call[V]{done: make(chan struct{})}
 	c.token = g.hooks.begin(key)
 	g.calls[key] = c
 	g.running[c] = struct{}{}
-	g.wg.Add(1)
 	g.st.inFlight.Add(1)
-	go g.run(fctx, key, c)
 	return c
 }
 
@@ -213,6 +233,7 @@ func (g *group[K, V]) close() {
 	for c := range g.running {
 		c.cancel(ErrClosed)
 	}
+	g.dispatchLocked() // a waiting micro-batch ends now, on a cancelled context
 	g.mu.Unlock()
 	g.wg.Wait()
 }
@@ -227,29 +248,30 @@ func (g *group[K, V]) run(ctx context.Context, key K, c *call[V]) {
 		ctx, cancel = context.WithTimeout(ctx, g.timeout)
 		defer cancel()
 	}
-	returned, recovered := false, false
+	returned := false
 	defer func() {
-		if !returned && !recovered { // only runtime.Goexit skips both
+		if !returned { // only runtime.Goexit gets here without returning
 			c.err, c.abnormal = ErrGoexit, true
 		}
-		if c.err != nil && errors.Is(context.Cause(ctx), ErrClosed) {
-			c.err = fmt.Errorf("%w: the load was interrupted: %w", ErrClosed, c.err)
+		g.finish(ctx, key, c)
+	}()
+	if perr := catchPanic(func() { c.val, c.err, c.took = g.slotAndFetch(ctx, key, c) }); perr != nil {
+		c.err, c.abnormal = perr, true
+	}
+	returned = true
+}
+
+// catchPanic runs f and returns a *PanicError if it panicked. If f calls
+// runtime.Goexit, catchPanic does not return: the caller's deferred
+// functions run, which must tell that case apart (see run).
+func catchPanic(f func()) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: debug.Stack()}
 		}
-		g.finish(key, c)
 	}()
-	func() {
-		defer func() {
-			if returned {
-				return
-			}
-			if r := recover(); r != nil {
-				recovered = true
-				c.err, c.abnormal = &PanicError{Value: r, Stack: debug.Stack()}, true
-			}
-		}()
-		c.val, c.err, c.took = g.slotAndFetch(ctx, key, c)
-		returned = true
-	}()
+	f()
+	return nil
 }
 
 // slotAndFetch waits for a fetch slot, then runs the fetch.
@@ -261,6 +283,10 @@ func (g *group[K, V]) slotAndFetch(ctx context.Context, key K, c *call[V]) (V, e
 		}
 		defer g.sem.Release(1)
 	}
+	if err := ctx.Err(); err != nil { // cancelled while waiting: don't start
+		var zero V
+		return zero, err, -1
+	}
 	g.mu.Lock()
 	c.started = true
 	g.mu.Unlock()
@@ -268,8 +294,12 @@ func (g *group[K, V]) slotAndFetch(ctx context.Context, key K, c *call[V]) (V, e
 }
 
 // finish hands c's result to the Loader, frees the key unless a newer load
-// holds it, and releases the waiters.
-func (g *group[K, V]) finish(key K, c *call[V]) {
+// holds it, and releases the waiters. ctx is the load's context: an error
+// caused by Close says so.
+func (g *group[K, V]) finish(ctx context.Context, key K, c *call[V]) {
+	if c.err != nil && errors.Is(context.Cause(ctx), ErrClosed) {
+		c.err = fmt.Errorf("%w: the load was interrupted: %w", ErrClosed, c.err)
+	}
 	g.hooks.done(key, c)
 	g.mu.Lock()
 	if g.calls[key] == c {

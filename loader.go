@@ -43,6 +43,8 @@ type Loader[K comparable, V any] struct {
 	cache  *cache[K, V] // nil in flight mode
 	flight group[K, V]
 
+	batchFn BatchFunc[K, V] // nil: no batch fetch
+
 	remote       Remote[K, V] // nil: no shared tier
 	remoteTTL    time.Duration
 	remoteNegTTL time.Duration
@@ -103,6 +105,9 @@ func New[K comparable, V any](fetch FetchFunc[K, V], cfg Config, opts ...Option[
 	}
 	if err := l.initRemote(cfg); err != nil {
 		return nil, err
+	}
+	if cfg.BatchWindow > 0 && l.batchFn == nil {
+		return nil, invalidf("BatchWindow needs a batch fetch (WithBatch)")
 	}
 	if cfg.Mode == ModeCache {
 		l.cache = newCache[K, V](cfg.MaxEntries)
@@ -353,7 +358,7 @@ func (l *Loader[K, V]) timedFetch(ctx context.Context, key K) (V, error, time.Du
 // mode, applies its result (store, drop, or keep the old entry) unless a
 // write to key came after the load began.
 func (l *Loader[K, V]) done(key K, c *call[V]) {
-	notFound := c.err != nil && !c.abnormal && l.isNotFound(c.err)
+	notFound := c.err != nil && !c.abnormal && !c.batchFailed && l.isNotFound(c.err)
 	failed := c.err != nil && !notFound
 	switch {
 	case c.background && failed:

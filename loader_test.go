@@ -690,7 +690,7 @@ func TestConcurrentMixedWorkloadCountersAddUp(t *testing.T) {
 	require.NoError(t, l.Close())
 	s := l.Stats()
 	requireBalanced(t, s, gets.Load())
-	require.EqualValues(t, calls.Load(), s.Loads, "every load called fetch once")
+	require.LessOrEqual(t, uint64(calls.Load()), s.Loads, "no load called fetch twice (abandoned ones may not have called it)")
 	require.NotZero(t, s.Hits)
 	require.NotZero(t, s.Panics)
 	require.NotZero(t, s.Abandoned)

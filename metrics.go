@@ -52,6 +52,7 @@ var metricDefs = [...]metricDef{
 		}
 		return 0
 	}},
+	{"flightcache_batch_loads_total", "Batch fetches.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.BatchLoads) }},
 	{"flightcache_entries", "Entries held in the cache.", prometheus.GaugeValue, func(s Stats) float64 { return float64(s.Entries) }},
 	{"flightcache_in_flight", "Loads running now.", prometheus.GaugeValue, func(s Stats) float64 { return float64(s.InFlight) }},
 }
@@ -73,6 +74,7 @@ type collected struct {
 	src      Source
 	descs    [len(metricDefs)]*prometheus.Desc
 	duration *prometheus.Desc
+	batch    *prometheus.Desc
 }
 
 // NewCollector returns a Collector for the given sources. Their names must
@@ -94,6 +96,7 @@ func NewCollector(sources ...Source) *Collector {
 			c.sources[i].descs[j] = prometheus.NewDesc(def.name, def.help, nil, labels)
 		}
 		c.sources[i].duration = prometheus.NewDesc(loadDurationName, "Time taken by fetches.", nil, labels)
+		c.sources[i].batch = prometheus.NewDesc("flightcache_batch_size", "Keys per batch fetch.", nil, labels)
 	}
 	return c
 }
@@ -109,6 +112,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 			ch <- d
 		}
 		ch <- c.sources[i].duration
+		ch <- c.sources[i].batch
 	}
 }
 
@@ -130,6 +134,15 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			buckets[bound.Seconds()] = cumulative
 		}
 		ch <- prometheus.MustNewConstHistogram(c.sources[i].duration, h.Count, h.Sum.Seconds(), buckets)
+
+		bs := s.BatchSize
+		sizes := make(map[float64]uint64, len(batchBounds))
+		cumulative = 0
+		for j, bound := range bs.Bounds() {
+			cumulative += bs.Counts[j]
+			sizes[float64(bound)] = cumulative
+		}
+		ch <- prometheus.MustNewConstHistogram(c.sources[i].batch, bs.Count, float64(bs.Sum), sizes)
 	}
 }
 

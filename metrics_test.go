@@ -41,6 +41,7 @@ var metricsTestCounterNames = []string{
 	"flightcache_remote_writes_dropped_total",
 	"flightcache_remote_corrupt_total",
 	"flightcache_remote_breaker_open",
+	"flightcache_batch_loads_total",
 	"flightcache_entries",
 	"flightcache_in_flight",
 }
@@ -205,6 +206,9 @@ flightcache_remote_corrupt_total{loader="users"} 0
 # HELP flightcache_remote_breaker_open 1 while the shared tier's circuit breaker is open.
 # TYPE flightcache_remote_breaker_open gauge
 flightcache_remote_breaker_open{loader="users"} 0
+# HELP flightcache_batch_loads_total Batch fetches.
+# TYPE flightcache_batch_loads_total counter
+flightcache_batch_loads_total{loader="users"} 0
 # HELP flightcache_entries Entries held in the cache.
 # TYPE flightcache_entries gauge
 flightcache_entries{loader="users"} 2
@@ -233,7 +237,7 @@ func TestCollectorTwoLoadersOneRegistry(t *testing.T) {
 			}
 			assert.ElementsMatch(t, []string{"users", "sessions"}, loaders, mf.GetName())
 		}
-		assert.ElementsMatch(t, append([]string{metricsTestDurationName}, metricsTestCounterNames...), names)
+		assert.ElementsMatch(t, append([]string{metricsTestDurationName, "flightcache_batch_size"}, metricsTestCounterNames...), names)
 	}
 
 	t.Run("a Collector each", func(t *testing.T) {

@@ -66,7 +66,28 @@ type Stats struct {
 	InFlight int
 	// LoadDuration is the distribution of fetch durations.
 	LoadDuration Histogram
+	// BatchLoads counts batch fetches (WithBatch).
+	BatchLoads uint64
+	// BatchSize is the distribution of keys per batch fetch.
+	BatchSize SizeHistogram
 }
+
+// batchBounds are the upper bounds of the batch-size histogram buckets. The
+// array is never written.
+var batchBounds = [...]uint64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}
+
+// SizeHistogram is a snapshot of batch sizes in fixed buckets. It is a
+// comparable value; its zero value is an empty histogram.
+type SizeHistogram struct {
+	// Count is the number of observations and Sum their total.
+	Count, Sum uint64
+	// Counts[i] counts sizes n with Bounds()[i-1] < n <= Bounds()[i]; the
+	// last element counts those above every bound. Not cumulative.
+	Counts [len(batchBounds) + 1]uint64
+}
+
+// Bounds returns the buckets' upper bounds, in increasing order.
+func (SizeHistogram) Bounds() [len(batchBounds)]uint64 { return batchBounds }
 
 // loadBounds are the upper bounds of the load-duration histogram buckets.
 // The array is never written.
@@ -107,8 +128,12 @@ type counters struct {
 	invSent, invReceived        atomic.Uint64
 	inFlight                    atomic.Int64
 
-	durSum  atomic.Int64
-	durHist [len(loadBounds) + 1]atomic.Uint64
+	durSum atomic.Int64
+
+	batchLoads atomic.Uint64
+	batchSum   atomic.Uint64
+	batchHist  [len(batchBounds) + 1]atomic.Uint64
+	durHist    [len(loadBounds) + 1]atomic.Uint64
 }
 
 // observe records one fetch duration.
@@ -119,6 +144,16 @@ func (c *counters) observe(d time.Duration) {
 	}
 	c.durHist[i].Add(1)
 	c.durSum.Add(int64(d))
+}
+
+// observeBatch records the size of one batch fetch.
+func (c *counters) observeBatch(n int) {
+	i := 0
+	for i < len(batchBounds) && uint64(n) > batchBounds[i] {
+		i++
+	}
+	c.batchHist[i].Add(1)
+	c.batchSum.Add(uint64(n))
 }
 
 // snapshot reads every counter. Counters read one by one may be mid-update
@@ -149,6 +184,12 @@ func (c *counters) snapshot() Stats {
 	for i := range c.durHist { // Count is their total, so buckets never exceed it
 		s.LoadDuration.Counts[i] = c.durHist[i].Load()
 		s.LoadDuration.Count += s.LoadDuration.Counts[i]
+	}
+	s.BatchLoads = c.batchLoads.Load()
+	s.BatchSize.Sum = c.batchSum.Load()
+	for i := range c.batchHist {
+		s.BatchSize.Counts[i] = c.batchHist[i].Load()
+		s.BatchSize.Count += s.BatchSize.Counts[i]
 	}
 	return s
 }
