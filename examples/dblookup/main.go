@@ -1,8 +1,15 @@
 // Command dblookup replays one workload of user lookups against a real
-// database through three setups in turn — direct (every request queries),
-// a flightcache Loader in flight mode, and one in cache mode — and prints
-// what each cost: the database queries actually executed, requests per
-// second, latency percentiles and the Loader's counters.
+// database through five setups in turn — direct (every request queries),
+// a flightcache Loader in flight mode, one in cache mode, and the same two
+// with a batch fetch (flightcache.WithBatch: one WHERE id IN (...) query
+// for many ids) — and prints what each cost: the database queries actually
+// executed, requests per second, latency percentiles and the Loader's
+// counters.
+//
+// Requests ask for one id each, and the +batch setups coalesce the single
+// lookups that start together into one batch query (Config.BatchWindow,
+// DataLoader-style micro-batching). With -batch N, requests ask for N ids
+// each, through Loader.GetMany.
 //
 // It needs no server: by default the users table lives in an embedded
 // SQLite database in a temporary file. With -dsn postgres://... it runs
@@ -11,6 +18,7 @@
 //	go run ./examples/dblookup
 //	go run ./examples/dblookup -dsn 'postgres://postgres@127.0.0.1:5432/test?sslmode=disable'
 //	go run ./examples/dblookup -mode cache -requests 100000 -metrics :9100
+//	go run ./examples/dblookup -batch 20
 package main
 
 import (
@@ -25,6 +33,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -43,8 +52,8 @@ func main() {
 	os.Exit(code)
 }
 
-// setups are the three ways of answering a lookup, in the order they run.
-var setups = []string{"direct", "flight", "cache"}
+// setups are the ways of answering a lookup, in the order they run.
+var setups = []string{"direct", "flight", "cache", "flight+batch", "cache+batch"}
 
 // options are the command-line settings.
 type options struct {
@@ -64,6 +73,9 @@ type options struct {
 	ttl         time.Duration
 	staleTTL    time.Duration
 	negativeTTL time.Duration
+	batch       int // ids per request
+	batchWindow time.Duration
+	maxBatch    int
 }
 
 // parseFlags reads args. A usage error names the flag; -h prints the help
@@ -76,10 +88,17 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		fmt.Fprint(fs.Output(), `Usage: dblookup [flags]
 
 dblookup replays one workload of user lookups (SELECT ... WHERE id = ?)
-through three setups — direct (every request queries the database),
-flightcache in flight mode, and flightcache in cache mode — and prints one
-table comparing them. Database queries are counted where they are sent to
-the database, not inferred from the Loader.
+through five setups — direct (every request queries the database),
+flightcache in flight mode, flightcache in cache mode, and both modes with a
+batch fetch (SELECT ... WHERE id IN (...): flight+batch, cache+batch) — and
+prints one table comparing them. Database queries are counted where they
+are sent to the database, not inferred from the Loader.
+
+Each request asks for one id; the +batch setups collect the lookups that
+start within -batch-window into one query. With -batch N each request asks
+for N ids at once: direct runs one IN (...) query per request, the Loaders
+answer it with GetMany (one query per missing id without a batch fetch,
+one per request's missing ids with it).
 
 With no flags it seeds an embedded SQLite database in a temporary file and
 needs no server.
@@ -98,12 +117,15 @@ Flags:
 	fs.IntVar(&o.concurrency, "concurrency", 64, "requests in flight at once")
 	fs.IntVar(&o.conns, "conns", 16, "database connections, at most")
 	fs.DurationVar(&o.latency, "latency", 2*time.Millisecond, "added to every query, holding its connection (SQLite: a timer; PostgreSQL: pg_sleep),\nso the effect shows on a fast local database")
-	fs.StringVar(&o.mode, "mode", "", "run one `setup` only: direct, flight or cache (default: all three)")
+	fs.StringVar(&o.mode, "mode", "", "run one `setup` only: direct, flight, cache, flight+batch or cache+batch (default: all)")
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics on this `address` (such as :9100) at /metrics while running")
 	fs.IntVar(&o.maxEntries, "max-entries", 10_000, "cache mode: entries kept, at most")
 	fs.DurationVar(&o.ttl, "ttl", 30*time.Second, "cache mode: how long a user is served from the cache")
 	fs.DurationVar(&o.staleTTL, "stale-ttl", 0, "cache mode: how long an expired user is still served while it is refreshed")
 	fs.DurationVar(&o.negativeTTL, "negative-ttl", 5*time.Second, "cache mode: how long a missing user is remembered as missing")
+	fs.IntVar(&o.batch, "batch", 1, "ids each request asks for: above 1, requests go through GetMany")
+	fs.DurationVar(&o.batchWindow, "batch-window", 500*time.Microsecond, "+batch setups: single lookups starting within this `duration` share one query (0: off)")
+	fs.IntVar(&o.maxBatch, "max-batch-size", 100, "+batch setups: at most `n` ids per batch query (0: no bound)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -120,6 +142,7 @@ Flags:
 	positive("ids", o.ids)
 	positive("concurrency", o.concurrency)
 	positive("conns", o.conns)
+	positive("batch", o.batch)
 	if o.users < 0 {
 		errs = append(errs, fmt.Errorf("-users must not be negative (got %d)", o.users))
 	}
@@ -132,25 +155,48 @@ Flags:
 	if o.latency < 0 {
 		errs = append(errs, fmt.Errorf("-latency must not be negative (got %v)", o.latency))
 	}
-	if o.mode != "" && o.mode != "direct" && o.mode != "flight" && o.mode != "cache" {
-		errs = append(errs, fmt.Errorf("-mode must be direct, flight or cache (got %q)", o.mode))
-	}
-	if err := cacheConfig(o).Validate(); err != nil && (o.mode == "" || o.mode == "cache") {
-		errs = append(errs, err)
+	if o.mode != "" && !slices.Contains(setups, o.mode) {
+		errs = append(errs, fmt.Errorf("-mode must be direct, flight, cache, flight+batch or cache+batch (got %q)", o.mode))
+	} else {
+		// The Configs of the setups that will run; one error each.
+		seen := map[string]bool{}
+		for _, setup := range chosenSetups(o) {
+			if cfg, ok := loaderConfig(setup, o); ok {
+				if err := cfg.Validate(); err != nil && !seen[err.Error()] {
+					seen[err.Error()] = true
+					errs = append(errs, err)
+				}
+			}
+		}
 	}
 	return o, errors.Join(errs...)
 }
 
-// cacheConfig is the Config of the cache-mode setup.
-func cacheConfig(o options) flightcache.Config {
-	return flightcache.Config{
-		Name:        "cache",
-		Mode:        flightcache.ModeCache,
-		MaxEntries:  o.maxEntries,
-		TTL:         o.ttl,
-		StaleTTL:    o.staleTTL,
-		NegativeTTL: o.negativeTTL,
+// chosenSetups returns the setups that -mode selects.
+func chosenSetups(o options) []string {
+	if o.mode != "" {
+		return []string{o.mode}
 	}
+	return setups
+}
+
+// loaderConfig is the Config of the Loader of setup; false for direct,
+// which has none.
+func loaderConfig(setup string, o options) (flightcache.Config, bool) {
+	cfg := flightcache.Config{Name: setup} // the zero Config is flight mode
+	switch setup {
+	case "flight", "flight+batch":
+	case "cache", "cache+batch":
+		cfg.Mode = flightcache.ModeCache
+		cfg.MaxEntries = o.maxEntries
+		cfg.TTL, cfg.StaleTTL, cfg.NegativeTTL = o.ttl, o.staleTTL, o.negativeTTL
+	default:
+		return cfg, false
+	}
+	if strings.HasSuffix(setup, "+batch") {
+		cfg.MaxBatchSize, cfg.BatchWindow = o.maxBatch, o.batchWindow
+	}
+	return cfg, true
 }
 
 // run is the whole program; it returns the exit status: 0, 1 for a failed
@@ -211,12 +257,8 @@ func lookup(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	fmt.Fprintln(stdout, describeWorkload(o, workload))
 	fmt.Fprintf(stdout, "database: %s, %d users, at most %d connections\n\n", store, o.users, o.conns)
 
-	chosen := setups
-	if o.mode != "" {
-		chosen = []string{o.mode}
-	}
 	var rows []result
-	for _, setup := range chosen {
+	for _, setup := range chosenSetups(o) {
 		r, err := runSetup(ctx, setup, o, store, workload, reg, stdout)
 		if err != nil {
 			return err
@@ -233,9 +275,20 @@ func describeWorkload(o options, workload []int64) string {
 	if keys == "zipf" {
 		keys = fmt.Sprintf("zipf s=%g", o.zipfS)
 	}
-	return fmt.Sprintf("%d requests for %d distinct ids (%s, seed %d), concurrency %d, +%v per query",
-		len(workload), distinct(workload), keys, o.seed, o.concurrency, o.latency)
+	window := "" // the micro-batching of the +batch setups, when they run
+	if o.batchWindow > 0 && o.batch == 1 && slices.ContainsFunc(chosenSetups(o), isBatchSetup) {
+		window = fmt.Sprintf(", +batch window %v", o.batchWindow)
+	}
+	if o.batch == 1 {
+		return fmt.Sprintf("%d requests for %d distinct ids (%s, seed %d), concurrency %d, +%v per query%s",
+			len(workload), distinct(workload), keys, o.seed, o.concurrency, o.latency, window)
+	}
+	return fmt.Sprintf("%d requests of %d ids (%d ids, %d distinct; %s, seed %d), concurrency %d, +%v per query",
+		len(workload)/o.batch, o.batch, len(workload), distinct(workload), keys, o.seed, o.concurrency, o.latency)
 }
+
+// isBatchSetup reports whether setup's Loader has a batch fetch.
+func isBatchSetup(setup string) bool { return strings.HasSuffix(setup, "+batch") }
 
 // runSetup replays workload through one setup and measures it.
 func runSetup(ctx context.Context, setup string, o options, store *userdb.Store, workload []int64, reg *prometheus.Registry, stdout io.Writer) (result, error) {
@@ -252,8 +305,8 @@ func runSetup(ctx context.Context, setup string, o options, store *userdb.Store,
 
 	before := store.Queries()
 	var done progressCounter
-	stopProgress := startProgress(stdout, isTerminal(stdout), setup, len(workload), &done, time.Second)
-	rep, err := replay(ctx, get, workload, o.concurrency, &done)
+	stopProgress := startProgress(stdout, isTerminal(stdout), setup, len(workload)/o.batch, &done, time.Second)
+	rep, err := replay(ctx, get, workload, o.batch, o.concurrency, &done)
 	stopProgress()
 	if err != nil {
 		return result{}, fmt.Errorf("%s: %w", setup, err)
@@ -266,25 +319,33 @@ func runSetup(ctx context.Context, setup string, o options, store *userdb.Store,
 	return r, nil
 }
 
-// newGetter returns the lookup function of setup: the store's own for
-// direct, or the Get of a new Loader (also returned) wrapping it.
-func newGetter(setup string, o options, store *userdb.Store) (func(context.Context, int64) (userdb.User, error), *flightcache.Loader[int64, userdb.User], error) {
-	var cfg flightcache.Config
-	switch setup {
-	case "direct":
-		return store.User, nil, nil
-	case "flight":
-		cfg = flightcache.Config{Name: "flight"} // the zero Config is flight mode
-	case "cache":
-		cfg = cacheConfig(o)
-	default:
+// newGetter returns how setup answers a request: with the store's own
+// lookups for direct, or through a new Loader (also returned) wrapping
+// them. Requests of one id use User or Loader.Get, requests of several
+// (-batch) Users or Loader.GetMany. The +batch setups' Loaders have a batch
+// fetch, store.Users.
+func newGetter(setup string, o options, store *userdb.Store) (request, *flightcache.Loader[int64, userdb.User], error) {
+	cfg, ok := loaderConfig(setup, o)
+	switch {
+	case !ok && setup != "direct":
 		return nil, nil, fmt.Errorf("unknown setup %q", setup)
+	case !ok && o.batch == 1:
+		return single(store.User), nil, nil
+	case !ok:
+		return batch(store.Users), nil, nil
 	}
-	l, err := flightcache.New(store.User, cfg)
+	var opts []flightcache.Option[int64, userdb.User]
+	if isBatchSetup(setup) {
+		opts = append(opts, flightcache.WithBatch(store.Users))
+	}
+	l, err := flightcache.New(store.User, cfg, opts...)
 	if err != nil {
 		return nil, nil, err
 	}
-	return l.Get, l, nil
+	if o.batch == 1 {
+		return single(l.Get), l, nil
+	}
+	return many(l), l, nil
 }
 
 // serveMetrics serves reg at /metrics on addr until the returned function

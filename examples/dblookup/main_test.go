@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,6 +32,7 @@ func testOptions() options {
 	return options{
 		users: 100, requests: 2000, ids: 100, keys: "zipf", zipfS: 1.1, seed: 7,
 		concurrency: 16, conns: 8, maxEntries: 10_000, ttl: time.Hour, negativeTTL: time.Hour,
+		batch: 1, batchWindow: 500 * time.Microsecond, maxBatch: 100,
 	}
 }
 
@@ -58,7 +61,7 @@ func TestFlightModeOneQueryForConcurrentRequests(t *testing.T) {
 			}
 			done := make(chan outcome, 1)
 			go func() {
-				rep, err := replay(t.Context(), get, workload, n, &progressCounter{})
+				rep, err := replay(t.Context(), get, workload, 1, n, &progressCounter{})
 				done <- outcome{rep, err}
 			}()
 			<-h.Entered()
@@ -86,7 +89,9 @@ func TestFlightModeOneQueryForConcurrentRequests(t *testing.T) {
 // TestQueryCounts replays one repeated workload, with some ids that have no
 // user, through each setup: direct queries once per request, cache mode
 // once per distinct id (not-found ids included, thanks to NegativeTTL), and
-// flight mode once per load, whatever the overlap was.
+// flight mode once per load, whatever the overlap was. The +batch setups
+// make one query per batch fetch, which loads several ids: cache+batch
+// still loads each distinct id once, in fewer queries.
 func TestQueryCounts(t *testing.T) {
 	o := testOptions()
 	o.users = 80 // ids 81 to 100 are missing
@@ -126,25 +131,209 @@ func TestQueryCounts(t *testing.T) {
 			if got := rows["cache"].queries; got != int64(wantDistinct) {
 				t.Errorf("cache: %d database queries, want %d (one per distinct id)", got, wantDistinct)
 			}
-			for _, setup := range []string{"flight", "cache"} {
-				r := rows[setup]
-				s := r.stats
-				if r.queries != int64(s.Loads) {
-					t.Errorf("%s: %d database queries but %d loads: every load is one query", setup, r.queries, s.Loads)
+			checkLoaderRows(t, rows, len(workload))
+			if s := rows["cache+batch"].stats; s.Loads != uint64(wantDistinct) {
+				t.Errorf("cache+batch: %d ids loaded, want %d (each distinct id once)", s.Loads, wantDistinct)
+			}
+
+		})
+	}
+}
+
+// checkLoaderRows checks the counters of the Loader rows against the
+// queries the database received: one per load without a batch fetch, one
+// per batch fetch with one, and hits + misses = the ids asked for
+// (lookups), misses = loads + shared.
+func checkLoaderRows(t *testing.T, rows map[string]result, lookups int) {
+	t.Helper()
+	for _, setup := range setups[1:] {
+		r, ok := rows[setup]
+		if !ok {
+			t.Errorf("no %s row", setup)
+			continue
+		}
+		s := r.stats
+		if !isBatchSetup(setup) && (r.queries != int64(s.Loads) || s.BatchLoads != 0) {
+			t.Errorf("%s: %d database queries but %d loads, %d batch loads: every load is one query", setup, r.queries, s.Loads, s.BatchLoads)
+		}
+		if isBatchSetup(setup) && (r.queries != int64(s.BatchLoads) || s.BatchSize.Sum != s.Loads) {
+			t.Errorf("%s: %d database queries, %d batch loads of %d ids in all, %d loads: every batch load is one query and loads every id of the setup", setup, r.queries, s.BatchLoads, s.BatchSize.Sum, s.Loads)
+		}
+		if s.Hits+s.Misses != uint64(lookups) || s.Misses != s.Loads+s.Shared {
+			t.Errorf("%s: hits=%d misses=%d loads=%d shared=%d do not add up to %d lookups", setup, s.Hits, s.Misses, s.Loads, s.Shared, lookups)
+		}
+		if strings.HasPrefix(setup, "flight") && s.Hits != 0 {
+			t.Errorf("%s: %d hits, want 0 (nothing is kept)", setup, s.Hits)
+		}
+	}
+}
+
+// TestBatchRequests replays requests of 5 ids each (-batch 5): direct
+// makes one IN (...) query per request; the Loaders count every distinct id
+// of a request as a Get, load each id once in cache mode, and with a batch
+// fetch make at most one query per request.
+func TestBatchRequests(t *testing.T) {
+	o := testOptions()
+	o.users, o.requests, o.batch = 80, 200, 5 // ids 81 to 100 are missing
+	workload := makeWorkload(o)
+	wantDistinct := distinct(workload)
+	wantLookups, wantNotFound := 0, 0
+	for ids := range slices.Chunk(workload, o.batch) {
+		for _, id := range unique(ids) {
+			wantLookups++
+			if id > int64(o.users) {
+				wantNotFound++
+			}
+		}
+	}
+	if wantLookups == len(workload) || wantNotFound == 0 {
+		t.Fatalf("workload: %d lookups of %d ids, %d not found: want some repeats within requests, and missing ids", wantLookups, len(workload), wantNotFound)
+	}
+	for _, backend := range testdb.Backends {
+		t.Run(backend, func(t *testing.T) {
+			store := testdb.OpenStore(t, backend, userdb.Options{MaxConns: o.conns}, o.users)
+			rows := map[string]result{}
+			for _, setup := range setups {
+				r, err := runSetup(t.Context(), setup, o, store, workload, prometheus.NewRegistry(), io.Discard)
+				if err != nil {
+					t.Fatal(err)
 				}
-				if s.Hits+s.Misses != uint64(len(workload)) || s.Misses != s.Loads+s.Shared {
-					t.Errorf("%s: hits=%d misses=%d loads=%d shared=%d do not add up to %d requests", setup, s.Hits, s.Misses, s.Loads, s.Shared, len(workload))
+				rows[setup] = r
+				if r.report.requests != o.requests || r.report.lookups != wantLookups || r.report.notFound != wantNotFound {
+					t.Errorf("%s: %d requests, %d lookups, %d not found; want %d, %d, %d", setup,
+						r.report.requests, r.report.lookups, r.report.notFound, o.requests, wantLookups, wantNotFound)
 				}
 			}
-			if s := rows["flight"].stats; s.Hits != 0 {
-				t.Errorf("flight: %d hits, want 0 (nothing is kept)", s.Hits)
+			if got := rows["direct"].queries; got != int64(o.requests) {
+				t.Errorf("direct: %d queries for %d requests, want one per request", got, o.requests)
+			}
+			checkLoaderRows(t, rows, wantLookups)
+			for _, setup := range []string{"cache", "cache+batch"} {
+				if s := rows[setup].stats; s.Loads != uint64(wantDistinct) {
+					t.Errorf("%s: %d ids loaded, want %d (each distinct id once)", setup, s.Loads, wantDistinct)
+				}
+			}
+			for _, setup := range []string{"flight+batch", "cache+batch"} {
+				if r := rows[setup]; r.queries > int64(o.requests) {
+					t.Errorf("%s: %d queries for %d requests, want at most one per request", setup, r.queries, o.requests)
+				}
 			}
 		})
 	}
 }
 
+// TestGetManyOneQueryForMisses: a request of 50 ids of which 10 are cached
+// makes exactly one query, for the other 40.
+func TestGetManyOneQueryForMisses(t *testing.T) {
+	for _, backend := range testdb.Backends {
+		t.Run(backend, func(t *testing.T) {
+			rec := testdb.NewRecorder(nil)
+			store := testdb.OpenStore(t, backend, rec.Options(userdb.Options{}), 100)
+			o := testOptions()
+			o.batch = 50
+			get, loader, err := newGetter("cache+batch", o, store)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer loader.Close()
+			if res := loader.GetMany(t.Context(), testdb.IDs(1, 10)); res.Err() != nil || res.Len() != 10 {
+				t.Fatalf("GetMany(1..10): %d keys, error %v", res.Len(), res.Err())
+			}
+			rep, err := replay(t.Context(), get, testdb.IDs(1, 50), o.batch, 1, &progressCounter{})
+			if err != nil || rep.requests != 1 || rep.lookups != 50 || rep.notFound != 0 {
+				t.Fatalf("replay: %+v, %v", rep, err)
+			}
+			want := [][]int64{testdb.IDs(1, 10), testdb.IDs(11, 50)}
+			if q := rec.Queries(); !slices.EqualFunc(q, want, slices.Equal) {
+				t.Errorf("queries %v, want one for 1..10, then one for 11..50", q)
+			}
+			if q := store.Queries(); q != 2 {
+				t.Errorf("the store counted %d queries, want 2", q)
+			}
+		})
+	}
+}
+
+// TestMaxBatchSizeSplits: a request of 250 ids with -max-batch-size 100 is
+// ceil(250/100) = 3 queries.
+func TestMaxBatchSizeSplits(t *testing.T) {
+	rec := testdb.NewRecorder(nil)
+	store := testdb.OpenStore(t, "sqlite", rec.Options(userdb.Options{}), 300)
+	o := testOptions()
+	o.batch, o.maxBatch = 250, 100
+	get, loader, err := newGetter("flight+batch", o, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer loader.Close()
+	if _, err := replay(t.Context(), get, testdb.IDs(1, 250), o.batch, 1, &progressCounter{}); err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int
+	for _, q := range rec.Queries() {
+		sizes = append(sizes, len(q))
+	}
+	if slices.Sort(sizes); !slices.Equal(sizes, []int{50, 100, 100}) {
+		t.Errorf("query sizes %v, want 100, 100 and 50", sizes)
+	}
+	if got := rec.QueriedIDs(); len(got) != 250 || slices.ContainsFunc(slices.Collect(maps.Values(got)), func(n int) bool { return n != 1 }) {
+		t.Errorf("ids queried: %d distinct, want each of 1..250 once", len(got))
+	}
+}
+
+// TestMicroBatchOneQuery: in the +batch setups, concurrent single lookups
+// of different ids share one query. The window is an hour, so the batch
+// goes when -max-batch-size lookups have joined it, not by timing.
+func TestMicroBatchOneQuery(t *testing.T) {
+	const n = 32
+	for _, backend := range testdb.Backends {
+		for _, setup := range []string{"flight+batch", "cache+batch"} {
+			t.Run(backend+"/"+setup, func(t *testing.T) {
+				rec := testdb.NewRecorder(nil)
+				store := testdb.OpenStore(t, backend, rec.Options(userdb.Options{}), n)
+				o := testOptions()
+				o.batchWindow, o.maxBatch, o.concurrency = time.Hour, n, n
+				r, err := runSetup(t.Context(), setup, o, store, testdb.IDs(1, n), prometheus.NewRegistry(), io.Discard)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if q := rec.Queries(); len(q) != 1 || !slices.Equal(q[0], testdb.IDs(1, n)) {
+					t.Errorf("queries %v, want one for ids 1..%d", q, n)
+				}
+				if r.queries != 1 || r.stats.BatchLoads != 1 || r.stats.Loads != n {
+					t.Errorf("row: %d queries, %d batch loads, %d loads; want 1, 1, %d", r.queries, r.stats.BatchLoads, r.stats.Loads, n)
+				}
+			})
+		}
+	}
+}
+
+// TestRunBatch runs the program with -batch: requests of several ids.
+func TestRunBatch(t *testing.T) {
+	args := []string{"-batch", "4", "-requests", "150", "-ids", "40", "-users", "30", "-concurrency", "8", "-latency", "1ms", "-seed", "3",
+		"-dsn", t.TempDir() + "/users.db"}
+	var stdout, stderr bytes.Buffer
+	if code := run(t.Context(), args, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit status %d; stderr:\n%s", code, stderr.String())
+	}
+	out := stdout.String()
+	o := testOptions()
+	o.requests, o.ids, o.seed, o.batch = 150, 40, 3, 4
+	workload := makeWorkload(o)
+	if want := fmt.Sprintf("150 requests of 4 ids (600 ids, %d distinct; zipf s=1.1, seed 3), concurrency 8, +1ms per query\n", distinct(workload)); !strings.Contains(out, want) {
+		t.Errorf("output lacks %q:\n%s", want, out)
+	}
+	rows := parseTable(t, out)
+	if len(rows) != len(setups) || rows["direct"] != [2]int{150, 150} || rows["cache"] != [2]int{150, distinct(workload)} {
+		t.Errorf("rows %v, want %d with direct 150 queries and cache %d:\n%s", rows, len(setups), distinct(workload), out)
+	}
+	if !regexp.MustCompile(`\nthe 150 requests asked for \d+ ids in all, counting the distinct ids of each \(hits \+ misses\); \d+ had no user: answered not found\n`).MatchString(out) {
+		t.Errorf("output lacks the lookups line:\n%s", out)
+	}
+}
+
 // tableRow matches a data row of the printed table.
-var tableRow = regexp.MustCompile(`(?m)^(direct|flight|cache)\s+(\d+)\s+(\d+)\s+(\d+)\s+\S+\s+\S+\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)$`)
+var tableRow = regexp.MustCompile(`(?m)^(direct|flight|cache|flight\+batch|cache\+batch)\s+(\d+)\s+(\d+)\s+(\d+)\s+\S+\s+\S+\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)$`)
 
 // parseTable returns setup → [requests, db queries] of the table in out.
 func parseTable(t *testing.T, out string) map[string][2]int {
@@ -179,8 +368,8 @@ func TestRun(t *testing.T) {
 				t.Errorf("output lacks %q:\n%s", want, out)
 			}
 			rows := parseTable(t, out)
-			if len(rows) != 3 {
-				t.Fatalf("table has %d rows, want direct, flight and cache:\n%s", len(rows), out)
+			if len(rows) != len(setups) {
+				t.Fatalf("table has %d rows, want %v:\n%s", len(rows), setups, out)
 			}
 			if rows["direct"] != [2]int{600, 600} {
 				t.Errorf("direct row: requests, queries = %v, want 600, 600", rows["direct"])
@@ -188,8 +377,13 @@ func TestRun(t *testing.T) {
 			if rows["cache"] != [2]int{600, wantDistinct} {
 				t.Errorf("cache row: requests, queries = %v, want 600, %d", rows["cache"], wantDistinct)
 			}
-			if f := rows["flight"]; f[1] < 1 || f[1] > 600 {
-				t.Errorf("flight row: %d queries", f[1])
+			for _, setup := range []string{"flight", "flight+batch"} {
+				if f := rows[setup]; f[1] < 1 || f[1] > 600 {
+					t.Errorf("%s row: %d queries", setup, f[1])
+				}
+			}
+			if f := rows["cache+batch"]; f[0] != 600 || f[1] < 1 || f[1] > wantDistinct {
+				t.Errorf("cache+batch row: requests, queries = %v, want 600 and 1 to %d", f, wantDistinct)
 			}
 			if strings.Contains(out, "\r") || strings.Contains(out, "\033") {
 				t.Errorf("output to a non-terminal has progress control characters: %q", out)
@@ -259,7 +453,9 @@ func TestUsageErrors(t *testing.T) {
 		want []string
 	}{
 		{[]string{"-requests", "0", "-ids", "-3"}, []string{"dblookup: -requests must be > 0 (got 0)", "dblookup: -ids must be > 0 (got -3)"}},
-		{[]string{"-mode", "turbo"}, []string{`-mode must be direct, flight or cache (got "turbo")`}},
+		{[]string{"-mode", "turbo"}, []string{`-mode must be direct, flight, cache, flight+batch or cache+batch (got "turbo")`}},
+		{[]string{"-batch", "0"}, []string{"-batch must be > 0 (got 0)"}},
+		{[]string{"-max-batch-size", "-1", "-batch-window", "-1ms"}, []string{"MaxBatchSize must not be negative (got -1)", "BatchWindow must not be negative (got -1ms)"}},
 		{[]string{"-keys", "pareto"}, []string{`-keys must be uniform or zipf (got "pareto")`}},
 		{[]string{"-zipf-s", "1"}, []string{"-zipf-s must be > 1 (got 1)"}},
 		{[]string{"-max-entries", "0"}, []string{"MaxEntries must be > 0 in cache mode (got 0)"}},
@@ -296,7 +492,7 @@ func TestHelp(t *testing.T) {
 	if code := run(t.Context(), []string{"-h"}, io.Discard, &stderr); code != 0 {
 		t.Errorf("-h: exit status %d, want 0", code)
 	}
-	for _, want := range []string{"Usage: dblookup [flags]", "-dsn database", "-mode setup", "-metrics address"} {
+	for _, want := range []string{"Usage: dblookup [flags]", "-dsn database", "-mode setup", "-metrics address", "-batch int", "-batch-window duration", "-max-batch-size n"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("help lacks %q", want)
 		}
@@ -350,9 +546,31 @@ func TestReplayStopsOnError(t *testing.T) {
 		}
 		return userdb.User{ID: id}, nil
 	}
-	_, err := replay(t.Context(), get, []int64{1, 2, 3, 4}, 1, &progressCounter{})
+	_, err := replay(t.Context(), single(get), []int64{1, 2, 3, 4}, 1, 1, &progressCounter{})
 	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "request 3 (id 3)") {
 		t.Errorf("error = %v, want one naming request 3 and wrapping %v", err, boom)
+	}
+	getMany := func(ctx context.Context, ids []int64) (map[int64]userdb.User, error) {
+		if slices.Contains(ids, 3) {
+			return nil, boom
+		}
+		return map[int64]userdb.User{}, nil
+	}
+	_, err = replay(t.Context(), batch(getMany), []int64{1, 2, 2, 3, 4, 5}, 2, 1, &progressCounter{})
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "request 2 (ids [2 3])") {
+		t.Errorf("batch: error = %v, want one naming request 2 and its distinct ids, wrapping %v", err, boom)
+	}
+	wrong := func(ctx context.Context, ids []int64) (map[int64]userdb.User, error) {
+		return map[int64]userdb.User{ids[0]: {ID: ids[0] + 1}}, nil
+	}
+	if _, err := replay(t.Context(), batch(wrong), []int64{1, 2}, 2, 1, &progressCounter{}); err == nil || !strings.Contains(err.Error(), "asked for id 1 and got user 2") {
+		t.Errorf("batch answering the wrong user: error = %v", err)
+	}
+	extra := func(ctx context.Context, ids []int64) (map[int64]userdb.User, error) {
+		return map[int64]userdb.User{7: {ID: 7}}, nil
+	}
+	if _, err := replay(t.Context(), batch(extra), []int64{1, 2}, 2, 1, &progressCounter{}); err == nil || !strings.Contains(err.Error(), "asked for 2 ids and got 1 users, 1 of them not asked for") {
+		t.Errorf("batch answering a user not asked for: error = %v", err)
 	}
 }
 
@@ -457,7 +675,10 @@ func TestReadme(t *testing.T) {
 		}
 	}
 	rows := parseTable(t, sample)
-	if rows["direct"] != [2]int{o.requests, o.requests} || rows["cache"] != [2]int{o.requests, distinct(workload)} || len(rows) != 3 {
+	if rows["direct"] != [2]int{o.requests, o.requests} || rows["cache"] != [2]int{o.requests, distinct(workload)} || len(rows) != len(setups) {
 		t.Errorf("README sample rows %v do not add up for %d requests over %d distinct ids", rows, o.requests, distinct(workload))
+	}
+	if cb := rows["cache+batch"]; cb[1] >= distinct(workload) || cb[1] < 1 {
+		t.Errorf("README sample: cache+batch made %d queries, want fewer than the %d distinct ids", cb[1], distinct(workload))
 	}
 }

@@ -44,10 +44,11 @@ type settings struct {
 // sizes and TTLs take effect once the mode is switched to cache.
 func defaultLoaderConfig() flightcache.Config {
 	return flightcache.Config{
-		Name:        "users",
-		MaxEntries:  10_000,
-		TTL:         30 * time.Second,
-		NegativeTTL: 5 * time.Second,
+		Name:         "users",
+		MaxEntries:   10_000,
+		TTL:          30 * time.Second,
+		NegativeTTL:  5 * time.Second,
+		MaxBatchSize: maxIDs, // one query for the ids of a GET /users the Loader lacks
 	}
 }
 
@@ -125,6 +126,8 @@ func newSettings() []*setting {
 		{name: "early-refresh", jsonKey: "early_refresh", kind: boolean, usage: "cache mode: refresh hot users shortly before they expire"},
 		{name: "fetch-timeout", jsonKey: "fetch_timeout", usage: "bound each database lookup to this `duration` (0: no bound)"},
 		{name: "max-concurrent-fetches", jsonKey: "max_concurrent_fetches", kind: integer, usage: "run at most `n` database lookups at once (0: no bound)"},
+		{name: "max-batch-size", jsonKey: "max_batch_size", kind: integer, def: strconv.Itoa(d.MaxBatchSize), usage: "ask the database for at most `n` users per batch query (0: no bound)"},
+		{name: "batch-window", jsonKey: "batch_window", usage: "collect single-user lookups that start within this `duration` into one batch query (0: off)"},
 	}
 }
 
@@ -149,12 +152,17 @@ func loadSettings(args []string, getenv func(string) string, stderr io.Writer) (
 		fs.Var(st, st.name, usage)
 	}
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: httpservice [flags]
+		fmt.Fprintf(fs.Output(), `Usage: httpservice [flags]
 
 httpservice serves users from a database through a flightcache Loader:
 
   GET /users/{id}  the user as JSON; 404 if there is none, 400 for a malformed
                    id, 503 when the database does not answer
+  GET /users?ids=1,2,3
+                   {"users": {...}, "missing": [...]}: the users found and the
+                   ids with none, with one database query for the ids not
+                   cached; 400 for a malformed id or more than %d ids, 503
+                   when the database does not answer
   GET /metrics     Prometheus metrics: the Loader's, Go's and the process's
   GET /healthz     200 when the database answers a ping, 503 when not
 
@@ -166,7 +174,7 @@ cache mode is a configuration change: FLIGHTCACHE_MODE=cache.
 It stops on SIGINT or SIGTERM, letting the requests in flight finish.
 
 Flags:
-`)
+`, maxIDs)
 		fs.PrintDefaults()
 	}
 

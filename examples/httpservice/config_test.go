@@ -37,7 +37,7 @@ func TestSettingsDefaults(t *testing.T) {
 	}
 	want := settings{
 		addr: "127.0.0.1:8080", table: "flightcache_users", users: 1000, shutdownTimeout: 10 * time.Second,
-		loader: flightcache.Config{Name: "users", Mode: flightcache.ModeFlight, MaxEntries: 10_000, TTL: 30 * time.Second, NegativeTTL: 5 * time.Second},
+		loader: flightcache.Config{Name: "users", Mode: flightcache.ModeFlight, MaxEntries: 10_000, TTL: 30 * time.Second, NegativeTTL: 5 * time.Second, MaxBatchSize: 100},
 	}
 	if !reflect.DeepEqual(s, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", s, want)
@@ -48,20 +48,21 @@ func TestSettingsDefaults(t *testing.T) {
 // JSON and YAML files alike.
 func TestSettingsPrecedence(t *testing.T) {
 	files := map[string]string{
-		"cfg.json": `{"mode": "cache", "ttl": "1m", "max_entries": 50, "negative_ttl": "2s", "jitter": 0.1}`,
-		"cfg.yaml": "mode: cache\nttl: 1m\nmax_entries: 50\nnegative_ttl: 2s\njitter: 0.1\n",
+		"cfg.json": `{"mode": "cache", "ttl": "1m", "max_entries": 50, "negative_ttl": "2s", "jitter": 0.1, "max_batch_size": 20, "batch_window": "1ms"}`,
+		"cfg.yaml": "mode: cache\nttl: 1m\nmax_entries: 50\nnegative_ttl: 2s\njitter: 0.1\nmax_batch_size: 20\nbatch_window: 1ms\n",
 	}
 	for name, content := range files {
 		t.Run(name, func(t *testing.T) {
 			path := writeFile(t, name, content)
 			env := map[string]string{
-				"FLIGHTCACHE_CONFIG":      path,
-				"FLIGHTCACHE_TTL":         "2m",  // beats the file
-				"FLIGHTCACHE_MAX_ENTRIES": "60",  // beaten by the flag
-				"FLIGHTCACHE_ADDR":        ":81", // beaten by the flag
-				"FLIGHTCACHE_USERS":       "5",
+				"FLIGHTCACHE_CONFIG":       path,
+				"FLIGHTCACHE_TTL":          "2m",  // beats the file
+				"FLIGHTCACHE_MAX_ENTRIES":  "60",  // beaten by the flag
+				"FLIGHTCACHE_ADDR":         ":81", // beaten by the flag
+				"FLIGHTCACHE_USERS":        "5",
+				"FLIGHTCACHE_BATCH_WINDOW": "2ms", // beats the file
 			}
-			args := []string{"-max-entries", "70", "-addr", ":82", "-early-refresh", "-fetch-timeout", "3s"}
+			args := []string{"-max-entries", "70", "-addr", ":82", "-early-refresh", "-fetch-timeout", "3s", "-max-batch-size", "30"}
 			s, err := loadSettings(args, mapEnv(env), io.Discard)
 			if err != nil {
 				t.Fatal(err)
@@ -69,6 +70,7 @@ func TestSettingsPrecedence(t *testing.T) {
 			want := flightcache.Config{
 				Name: "users", Mode: flightcache.ModeCache, MaxEntries: 70, TTL: 2 * time.Minute,
 				NegativeTTL: 2 * time.Second, Jitter: 0.1, EarlyRefresh: true, FetchTimeout: 3 * time.Second,
+				MaxBatchSize: 30, BatchWindow: 2 * time.Millisecond,
 			}
 			if !reflect.DeepEqual(s.loader, want) {
 				t.Errorf("loader config:\n got %+v\nwant %+v", s.loader, want)
@@ -100,6 +102,8 @@ func TestSettingsErrors(t *testing.T) {
 		{[]string{"-latency", "-1s", "-shutdown-timeout", "0s"}, nil, []string{"-latency must not be negative (got -1s)", "-shutdown-timeout must be > 0 (got 0s)"}},
 		{[]string{"-mode", "cache", "-max-entries", "0"}, nil, []string{"flightcache: invalid config: MaxEntries must be > 0 in cache mode (got 0)"}},
 		{[]string{"-jitter", "2", "-ttl", "-1s"}, nil, []string{"Jitter must be a fraction in [0, 1] (got 2)", "TTL must not be negative (got -1s)"}},
+		{[]string{"-max-batch-size", "-1"}, map[string]string{"FLIGHTCACHE_BATCH_WINDOW": "-1ms"}, []string{"MaxBatchSize must not be negative (got -1)", "BatchWindow must not be negative (got -1ms)"}},
+		{nil, map[string]string{"FLIGHTCACHE_MAX_BATCH_SIZE": "lots"}, []string{`FLIGHTCACHE_MAX_BATCH_SIZE="lots": want an integer`}},
 		{[]string{"-config", bad}, nil, []string{"config file " + bad + `: flightcache: unknown mode "turbo"`}},
 		{[]string{"-config", typo}, nil, []string{"config file " + typo + `: unknown key "max_entry" (known: name, mode, max_entries,`}},
 		{[]string{"-config", yamlTypo}, nil, []string{"config file " + yamlTypo + ": yaml: unmarshal errors:", "field max_entry not found"}},
@@ -135,6 +139,12 @@ func TestHelp(t *testing.T) {
 		"(env FLIGHTCACHE_MODE) (default flight)",
 		"-negative-ttl duration",
 		"(env FLIGHTCACHE_NEGATIVE_TTL) (default 5s)",
+		"GET /users?ids=1,2,3",
+		"more than 100 ids",
+		"-max-batch-size n",
+		"(env FLIGHTCACHE_MAX_BATCH_SIZE) (default 100)",
+		"-batch-window duration",
+		"(env FLIGHTCACHE_BATCH_WINDOW)",
 		"-config file",
 	} {
 		if !strings.Contains(stderr.String(), want) {
@@ -215,8 +225,13 @@ func TestRun(t *testing.T) {
 		if code, _ := fetch("/users/21"); code != http.StatusNotFound {
 			t.Errorf("GET /users/21 = %d, want 404", code)
 		}
+		// 20 is cached, 21 cached as missing: only 19 is queried.
+		if code, body := fetch("/users?ids=19,20,21"); code != http.StatusOK ||
+			!strings.Contains(body, `"19":{"id":19,`) || !strings.Contains(body, `"20":{"id":20,`) || !strings.HasSuffix(body, `"missing":[21]}`+"\n") {
+			t.Errorf("GET /users?ids=19,20,21 = %d %q", code, body)
+		}
 		_, metrics := fetch("/metrics")
-		for _, want := range []string{`flightcache_loads_total{loader="users"} 2`, `flightcache_hits_total{loader="users"} 1`} {
+		for _, want := range []string{`flightcache_loads_total{loader="users"} 3`, `flightcache_hits_total{loader="users"} 3`, `flightcache_batch_loads_total{loader="users"} 1`} {
 			if !strings.Contains(metrics, want) {
 				t.Errorf("/metrics lacks %q", want)
 			}

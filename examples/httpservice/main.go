@@ -1,6 +1,9 @@
 // Command httpservice is a small HTTP service that serves users from a
 // database through a flightcache Loader, with Prometheus metrics from a
-// registry of its own, a health check and graceful shutdown.
+// registry of its own, a health check and graceful shutdown. It answers one
+// user (GET /users/{id}) or a set of users (GET /users?ids=1,2,3: one
+// Loader.GetMany, with one WHERE id IN (...) query for the ids the Loader
+// does not hold).
 //
 // Its Loader configuration comes from flags, FLIGHTCACHE_* environment
 // variables and an optional JSON or YAML file, and goes into
@@ -10,7 +13,7 @@
 //	go run ./examples/httpservice                       # flight mode, SQLite
 //	FLIGHTCACHE_MODE=cache FLIGHTCACHE_TTL=1m go run ./examples/httpservice
 //	go run ./examples/httpservice -dsn 'postgres://postgres@127.0.0.1:5432/test?sslmode=disable'
-//	curl localhost:8080/users/42; curl localhost:8080/metrics
+//	curl localhost:8080/users/42; curl 'localhost:8080/users?ids=1,2,3'; curl localhost:8080/metrics
 package main
 
 import (
@@ -79,7 +82,10 @@ func serve(ctx context.Context, s settings, logger *slog.Logger, listening func(
 		return fmt.Errorf("-addr %s: %w", s.addr, err)
 	}
 	attrs := []any{"url", "http://" + ln.Addr().String(), "database", store.String(), "table", store.Table(),
-		"mode", s.loader.Mode}
+		"mode", s.loader.Mode, "max_batch_size", s.loader.MaxBatchSize}
+	if s.loader.BatchWindow > 0 {
+		attrs = append(attrs, "batch_window", s.loader.BatchWindow)
+	}
 	if s.configFile != "" {
 		attrs = append(attrs, "config", s.configFile)
 	}

@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,11 +35,17 @@ type app struct {
 	onShutdown func()
 }
 
-// newApp wraps store's lookup in a Loader configured by cfg, exactly as
-// given, and builds the routes. Close the app to stop the Loader.
+// maxIDs bounds the ids one GET /users?ids=... may ask for.
+const maxIDs = 100
+
+// newApp wraps store's lookups in a Loader configured by cfg, exactly as
+// given, and builds the routes. The Loader loads one user with store.User
+// and a set of users with store.Users: one query per set of ids it does not
+// hold (per MaxBatchSize ids at most), and with BatchWindow set, single
+// lookups arriving together too. Close the app to stop the Loader.
 func newApp(store *userdb.Store, cfg flightcache.Config, logger *slog.Logger) (*app, error) {
 	cfg.Logger = logger // fetch panics and failed refreshes are logged
-	users, err := flightcache.New(store.User, cfg)
+	users, err := flightcache.New(store.User, cfg, flightcache.WithBatch(store.Users))
 	if err != nil {
 		return nil, err
 	}
@@ -56,6 +64,7 @@ func newApp(store *userdb.Store, cfg flightcache.Config, logger *slog.Logger) (*
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /users/{id}", a.getUser)
+	mux.HandleFunc("GET /users", a.getUsers)
 	mux.HandleFunc("GET /healthz", a.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
@@ -96,6 +105,87 @@ func (a *app) getUser(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "the user database is unavailable; try again later")
 	}
+}
+
+// usersAnswer is the body of a GET /users?ids=... answer.
+type usersAnswer struct {
+	// Users holds the users found, by id (JSON object keys are strings).
+	Users map[int64]userdb.User `json:"users"`
+	// Missing lists the ids with no user, in the order asked: each is a
+	// 404 of its own, not the whole request's.
+	Missing []int64 `json:"missing"`
+}
+
+// getUsers answers GET /users?ids=1,2,3: the users found and the ids with
+// none, looked up with one Loader.GetMany, hence at most one database query
+// per MaxBatchSize ids that the Loader does not hold. The ids may also come
+// in several ids parameters (ids=1,2&ids=3). A malformed id, no id, or more
+// than maxIDs is a 400; a database that does not answer for any of the ids
+// is a 503 for the whole request, as it would be for one id.
+func (a *app) getUsers(w http.ResponseWriter, r *http.Request) {
+	ids, msg := parseIDs(r.URL.Query()["ids"])
+	if msg != "" {
+		writeError(w, http.StatusBadRequest, msg)
+		return
+	}
+	res := a.users.GetMany(r.Context(), ids)
+	answer := usersAnswer{Users: make(map[int64]userdb.User, len(ids)), Missing: []int64{}}
+	var failed []error
+	for _, id := range ids {
+		u, err := res.Get(id)
+		switch {
+		case err == nil:
+			answer.Users[id] = u
+		case errors.Is(err, flightcache.ErrNotFound):
+			answer.Missing = append(answer.Missing, id)
+		default:
+			failed = append(failed, err)
+		}
+	}
+	switch {
+	case len(failed) == 0:
+		writeJSON(w, http.StatusOK, answer)
+	case r.Context().Err() != nil:
+		// The client has gone: nobody reads an answer.
+	case slices.ContainsFunc(failed, func(err error) bool { return errors.Is(err, flightcache.ErrPanic) }):
+		a.logger.Error("user lookup failed", "ids", len(ids), "failed", len(failed), "error", res.Err())
+		writeError(w, http.StatusInternalServerError, "internal error")
+	case slices.ContainsFunc(failed, func(err error) bool { return errors.Is(err, flightcache.ErrClosed) }):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "the service is shutting down; try again")
+	default:
+		a.logger.Warn("user lookup failed", "ids", len(ids), "failed", len(failed), "error", res.Err())
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "the user database is unavailable; try again later")
+	}
+}
+
+// parseIDs reads the ids of GET /users: comma-separated positive integers,
+// at most maxIDs of them, in one or more ids parameters. It returns them
+// without repeats, in their order, or a message for a 400.
+func parseIDs(params []string) (ids []int64, msg string) {
+	var n int
+	seen := make(map[int64]bool)
+	for _, p := range params {
+		for raw := range strings.SplitSeq(p, ",") {
+			n++
+			if n > maxIDs {
+				return nil, fmt.Sprintf("too many ids: at most %d per request", maxIDs)
+			}
+			id, err := strconv.ParseInt(raw, 10, 64)
+			if err != nil || id <= 0 {
+				return nil, fmt.Sprintf("malformed user id %q: want ids=1,2,3 with positive integers", raw)
+			}
+			if !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil, "no user ids: want ids=1,2,3"
+	}
+	return ids, ""
 }
 
 // healthz answers 200 when the database answers a ping within a second.

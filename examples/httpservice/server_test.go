@@ -137,6 +137,16 @@ func TestDatabaseUnavailable(t *testing.T) {
 		if q := a.store.Queries() - q0; q != 2 {
 			t.Errorf("%d queries for 2 requests while the database is gone, want 2 (errors are not cached)", q)
 		}
+		q0 = a.store.Queries()
+		for range 2 {
+			code, body := get(t, a, "/users?ids=3,4")
+			if code != http.StatusServiceUnavailable || body != `{"error":"the user database is unavailable; try again later"}`+"\n" {
+				t.Errorf("GET /users?ids=3,4 with the database gone = %d %q, want 503", code, body)
+			}
+		}
+		if q := a.store.Queries() - q0; q != 2 {
+			t.Errorf("%d batch queries for 2 requests while the database is gone, want 2 (errors are not cached)", q)
+		}
 		if code, body := get(t, a, "/healthz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "database unavailable") {
 			t.Errorf("GET /healthz with the database gone = %d %q, want 503", code, body)
 		}
@@ -169,9 +179,16 @@ func TestDatabaseUnavailable(t *testing.T) {
 		}
 		p.cut()
 		check(t, a)
-		// A cached user is still served.
+		// A cached user is still served, alone or in a batch of cached users.
 		if code, _ := get(t, a, "/users/2"); code != http.StatusOK {
 			t.Errorf("GET /users/2 (cached) with the database gone = %d, want 200", code)
+		}
+		if code, body := get(t, a, "/users?ids=2"); code != http.StatusOK {
+			t.Errorf("GET /users?ids=2 (cached) with the database gone = %d %q, want 200", code, body)
+		}
+		// One id the database must answer fails the request.
+		if code, _ := get(t, a, "/users?ids=2,5"); code != http.StatusServiceUnavailable {
+			t.Errorf("GET /users?ids=2,5 (2 cached, 5 not) with the database gone = %d, want 503", code)
 		}
 	})
 }

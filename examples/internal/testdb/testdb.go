@@ -1,8 +1,8 @@
 // Package testdb holds what the examples' tests share: a PostgreSQL
 // database, or a skip with a message when none answers (under CI=true an
 // unreachable PostgreSQL fails the test instead: CI promises one), users
-// tables of their own, and a hook that holds queries so that requests
-// overlap for certain.
+// tables of their own, a hook that holds queries so that requests overlap
+// for certain, and one that records the ids of every query.
 package testdb
 
 import (
@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -107,7 +108,8 @@ func OpenStore(t testing.TB, backend string, opts userdb.Options, users int) *us
 
 // Hold is a userdb BeforeQuery hook that keeps every query waiting until
 // the test releases them, so that a test can make requests overlap for
-// certain instead of by luck.
+// certain instead of by luck. A Recorder built on a Hold holds batch
+// queries too.
 type Hold struct {
 	entered chan struct{} // closed when the first query arrives
 	release chan struct{} // closed by Release
@@ -153,4 +155,69 @@ func WaitForShared(t testing.TB, stats func() flightcache.Stats, want uint64) {
 			runtime.Gosched()
 		}
 	}
+}
+
+// Recorder records the ids of every query a store sends, single or batch,
+// so that a test can check which ids reached the database and how they
+// were grouped, not only how many queries there were. It can hold the
+// queries too.
+type Recorder struct {
+	hold    *Hold // nil: queries are not held
+	mu      sync.Mutex
+	queries [][]int64
+}
+
+// NewRecorder returns a Recorder whose hooks also wait on hold, when not
+// nil.
+func NewRecorder(hold *Hold) *Recorder { return &Recorder{hold: hold} }
+
+// Options returns opts with r's hooks for single and batch lookups.
+func (r *Recorder) Options(opts userdb.Options) userdb.Options {
+	opts.BeforeQuery = func(ctx context.Context, id int64) error {
+		return r.record(ctx, []int64{id})
+	}
+	opts.BeforeBatchQuery = r.record
+	return opts
+}
+
+func (r *Recorder) record(ctx context.Context, ids []int64) error {
+	r.mu.Lock()
+	r.queries = append(r.queries, slices.Sorted(slices.Values(ids)))
+	r.mu.Unlock()
+	if r.hold != nil {
+		return r.hold.BeforeQuery(ctx, 0)
+	}
+	return nil
+}
+
+// Queries returns the ids of each query so far, each sorted, in the order
+// the queries arrived.
+func (r *Recorder) Queries() [][]int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([][]int64, len(r.queries))
+	for i, q := range r.queries {
+		out[i] = slices.Clone(q)
+	}
+	return out
+}
+
+// QueriedIDs returns how many times each id was asked of the database.
+func (r *Recorder) QueriedIDs() map[int64]int {
+	n := make(map[int64]int)
+	for _, q := range r.Queries() {
+		for _, id := range q {
+			n[id]++
+		}
+	}
+	return n
+}
+
+// IDs returns the ids from to to, in order: test input.
+func IDs(from, to int64) []int64 {
+	var ids []int64
+	for id := from; id <= to; id++ {
+		ids = append(ids, id)
+	}
+	return ids
 }

@@ -1,8 +1,9 @@
 // Package userdb is the users table behind the dblookup and httpservice
 // examples. It opens an embedded SQLite database (the default: no server
-// needed) or PostgreSQL, creates and seeds the table, looks users up by id,
-// and counts every lookup it sends to the database, so that the examples
-// report queries that were executed rather than queries they assume.
+// needed) or PostgreSQL, creates and seeds the table, looks users up by id
+// (one at a time, or a set at once with one query), and counts every lookup
+// it sends to the database, so that the examples report queries that were
+// executed rather than queries they assume.
 package userdb
 
 import (
@@ -50,7 +51,7 @@ type Options struct {
 	// SQL identifier (letters, digits, underscores).
 	Table string
 
-	// Latency is added to every lookup, so that the effect of sharing and
+	// Latency is added to every lookup (single or batch), so that the effect of sharing and
 	// caching is visible on a fast local database. On PostgreSQL the query
 	// itself runs pg_sleep; on SQLite the lookup waits on a timer (or until
 	// its context ends) holding its connection, as a slow query would.
@@ -64,6 +65,10 @@ type Options struct {
 	// is a hook for tests, which use it to hold a query until they have
 	// seen every request arrive.
 	BeforeQuery func(ctx context.Context, id int64) error
+
+	// BeforeBatchQuery is BeforeQuery for batch lookups (Users): called at
+	// the start of each, with the ids it will ask for.
+	BeforeBatchQuery func(ctx context.Context, ids []int64) error
 }
 
 // Store is an open users table. It is safe for concurrent use.
@@ -74,6 +79,7 @@ type Store struct {
 	latency     time.Duration
 	lookup      string // the lookup statement
 	beforeQuery func(context.Context, int64) error
+	beforeBatch func(context.Context, []int64) error
 	tempDir     string // removed by Close; "" when the database is not temporary
 	desc        string
 
@@ -90,6 +96,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		table:       opts.Table,
 		latency:     opts.Latency,
 		beforeQuery: opts.BeforeQuery,
+		beforeBatch: opts.BeforeBatchQuery,
 	}
 	if s.table == "" {
 		s.table = DefaultTable
@@ -249,6 +256,103 @@ func (s *Store) User(ctx context.Context, id int64) (User, error) {
 	return User{ID: uid.Int64, Name: name.String, Email: email.String}, nil
 }
 
+// MaxBatchSQLite is the most ids one batch lookup (Users) may ask for on
+// SQLite: its statement has one parameter per id, and SQLite allows 32,766
+// parameters by default. PostgreSQL sends the ids as one array parameter and
+// has no such limit.
+const MaxBatchSQLite = 32_766
+
+// Users looks up several users with one query, counted in Queries like a
+// single lookup and slowed by the same Latency: WHERE id IN (?, ?, ...) on
+// SQLite, WHERE id = ANY($1) on PostgreSQL. It returns the users found,
+// by id; an id with no user is simply absent from the map. Duplicate ids are
+// asked for once; no ids at all make no query. Its signature is a
+// flightcache.BatchFunc, for flightcache.WithBatch.
+func (s *Store) Users(ctx context.Context, ids []int64) (map[int64]User, error) {
+	ids = unique(ids)
+	found := make(map[int64]User, len(ids))
+	if len(ids) == 0 {
+		return found, nil
+	}
+	if !s.postgres && len(ids) > MaxBatchSQLite {
+		return nil, fmt.Errorf("userdb: looking up %d users at once: SQLite takes at most %d ids per query", len(ids), MaxBatchSQLite)
+	}
+	if s.beforeBatch != nil {
+		if err := s.beforeBatch(ctx, ids); err != nil {
+			return nil, err
+		}
+	}
+	var q interface {
+		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	} = s.db
+	var (
+		stmt string
+		args []any
+	)
+	switch {
+	case s.postgres && s.latency > 0:
+		// As for one user: the pause is part of the query, whose left join
+		// returns the users found, or one row of NULLs when there is none.
+		stmt = `SELECT u.id, u.name, u.email FROM (SELECT pg_sleep($2)) AS pause LEFT JOIN ` + s.table + ` AS u ON u.id = ANY($1)`
+		args = []any{ids, s.latency.Seconds()}
+	case s.postgres:
+		stmt = `SELECT id, name, email FROM ` + s.table + ` WHERE id = ANY($1)`
+		args = []any{ids}
+	default:
+		stmt = `SELECT id, name, email FROM ` + s.table + ` WHERE id IN (?` + strings.Repeat(", ?", len(ids)-1) + `)`
+		args = make([]any, len(ids))
+		for i, id := range ids {
+			args[i] = id
+		}
+		if s.latency > 0 {
+			conn, err := s.db.Conn(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("userdb: looking up %d users: %w", len(ids), err)
+			}
+			defer conn.Close()
+			if err := pause(ctx, s.latency); err != nil {
+				return nil, err
+			}
+			q = conn
+		}
+	}
+	s.queries.Add(1)
+	rows, err := q.QueryContext(ctx, stmt, args...)
+	if err != nil {
+		return nil, fmt.Errorf("userdb: looking up %d users: %w", len(ids), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			uid         sql.NullInt64
+			name, email sql.NullString
+		)
+		if err := rows.Scan(&uid, &name, &email); err != nil {
+			return nil, fmt.Errorf("userdb: looking up %d users: %w", len(ids), err)
+		}
+		if uid.Valid { // not the row of NULLs of the PostgreSQL pause
+			found[uid.Int64] = User{ID: uid.Int64, Name: name.String, Email: email.String}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("userdb: looking up %d users: %w", len(ids), err)
+	}
+	return found, nil
+}
+
+// unique returns a copy of ids without repeats, in their order.
+func unique(ids []int64) []int64 {
+	seen := make(map[int64]struct{}, len(ids))
+	out := make([]int64, 0, len(ids))
+	for _, id := range ids {
+		if _, ok := seen[id]; !ok {
+			seen[id] = struct{}{}
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // pause waits for d or until ctx ends, whichever comes first.
 func pause(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
@@ -261,7 +365,8 @@ func pause(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// Queries returns the number of lookups handed to the database so far.
+// Queries returns the number of lookups handed to the database so far: one
+// per User call, and one per Users call (whatever its number of ids).
 func (s *Store) Queries() int64 { return s.queries.Load() }
 
 // Postgres reports whether the store is on PostgreSQL.

@@ -3,6 +3,8 @@ package userdb_test
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +44,83 @@ func TestLookup(t *testing.T) {
 	}
 }
 
+// TestUsers: a batch lookup is one query, counted like a single one,
+// returns the users found and leaves the missing ids out, on both
+// databases, with and without the added latency.
+func TestUsers(t *testing.T) {
+	for _, backend := range testdb.Backends {
+		t.Run(backend, func(t *testing.T) {
+			for _, latency := range []time.Duration{0, time.Millisecond} {
+				rec := testdb.NewRecorder(nil)
+				s := testdb.OpenStore(t, backend, rec.Options(userdb.Options{Latency: latency}), 5)
+				ctx := t.Context()
+
+				got, err := s.Users(ctx, []int64{3, 6, 1, 3, 99})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := map[int64]userdb.User{
+					1: {ID: 1, Name: "user-1", Email: "user1@example.com"},
+					3: {ID: 3, Name: "user-3", Email: "user3@example.com"},
+				}
+				if !maps.Equal(got, want) {
+					t.Errorf("latency %v: Users(3, 6, 1, 3, 99) = %v, want %v", latency, got, want)
+				}
+				if q := s.Queries(); q != 1 {
+					t.Errorf("latency %v: Queries() = %d after one batch lookup, want 1", latency, q)
+				}
+				if q := rec.Queries(); len(q) != 1 || !slices.Equal(q[0], []int64{1, 3, 6, 99}) {
+					t.Errorf("latency %v: queries %v, want one for 1, 3, 6, 99 (duplicates asked once)", latency, q)
+				}
+
+				// Nothing found: an empty map, no error (on PostgreSQL with a
+				// latency, the row of NULLs is not a user).
+				got, err = s.Users(ctx, []int64{7, 8})
+				if err != nil || len(got) != 0 {
+					t.Errorf("latency %v: Users(7, 8) = %v, %v; want an empty map", latency, got, err)
+				}
+				// No ids: no query.
+				if got, err := s.Users(ctx, nil); err != nil || len(got) != 0 {
+					t.Errorf("latency %v: Users() = %v, %v", latency, got, err)
+				}
+				if q := s.Queries(); q != 2 {
+					t.Errorf("latency %v: Queries() = %d, want 2 (none for an empty batch)", latency, q)
+				}
+			}
+		})
+	}
+}
+
+// TestUsersLargeBatch: a batch of thousands of ids is still one query.
+func TestUsersLargeBatch(t *testing.T) {
+	for _, backend := range testdb.Backends {
+		t.Run(backend, func(t *testing.T) {
+			s := testdb.OpenStore(t, backend, userdb.Options{}, 3000)
+			got, err := s.Users(t.Context(), testdb.IDs(1, 5000))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 3000 || got[3000].Email != "user3000@example.com" {
+				t.Errorf("Users(1..5000) found %d users (user 3000: %+v), want 3000", len(got), got[3000])
+			}
+			if q := s.Queries(); q != 1 {
+				t.Errorf("Queries() = %d, want 1", q)
+			}
+		})
+	}
+	s := testdb.OpenStore(t, "sqlite", userdb.Options{}, 1)
+	_, err := s.Users(t.Context(), testdb.IDs(1, userdb.MaxBatchSQLite+1))
+	if err == nil || !strings.Contains(err.Error(), "SQLite takes at most 32766 ids per query") {
+		t.Errorf("SQLite batch over the parameter limit: error %v", err)
+	}
+	if _, err := s.Users(t.Context(), testdb.IDs(1, userdb.MaxBatchSQLite)); err != nil {
+		t.Errorf("SQLite batch at the parameter limit: %v", err)
+	}
+	if q := s.Queries(); q != 1 {
+		t.Errorf("Queries() = %d, want 1 (none for the batch refused)", q)
+	}
+}
+
 func TestSetupKeepsRowsAndZeroUsers(t *testing.T) {
 	s := testdb.OpenStore(t, "sqlite", userdb.Options{}, 0)
 	if _, err := s.User(t.Context(), 1); !errors.Is(err, flightcache.ErrNotFound) {
@@ -72,6 +151,9 @@ func TestLatencyHonoursContext(t *testing.T) {
 			cancel()
 			if _, err := s.User(ctx, 1); !errors.Is(err, context.Canceled) {
 				t.Errorf("User with a cancelled context: error = %v, want context.Canceled", err)
+			}
+			if _, err := s.Users(ctx, []int64{1, 2}); !errors.Is(err, context.Canceled) {
+				t.Errorf("Users with a cancelled context: error = %v, want context.Canceled", err)
 			}
 		})
 	}
