@@ -241,6 +241,12 @@ func (g *group[K, V]) doMany(ctx context.Context, keys []K) (waits []waitFor[K, 
 // goes at once. g.mu must be held and g open.
 func (g *group[K, V]) joinMicroBatchLocked(ctx context.Context, key K) *call[V] {
 	b := g.pending
+	if b != nil && b.ctx.Err() != nil {
+		// Every caller of the batch being collected has left, which
+		// cancelled it: send it off (it ends at once) and start afresh.
+		g.dispatchLocked()
+		b = nil
+	}
 	if b == nil {
 		b = newBatch[K, V](ctx)
 		g.pending = b
@@ -346,7 +352,9 @@ func (l *Loader[K, V]) fetchBatch(ctx context.Context, keys []K, calls []*call[V
 			todo = append(todo, i)
 			continue
 		}
-		rec, ok, err := remote.Get(ctx, key)
+		var rec RemoteRecord[V]
+		var ok bool
+		err := l.remoteCall(func() (err error) { rec, ok, err = remote.Get(ctx, key); return err })
 		switch {
 		case err != nil:
 			l.remoteFailed("get", err)
@@ -371,6 +379,11 @@ func (l *Loader[K, V]) fetchBatch(ctx context.Context, keys []K, calls []*call[V
 	start := l.now()
 	found, err := l.batchFn(ctx, ask)
 	took := time.Duration(l.now() - start)
+	if err == nil && ctx.Err() != nil {
+		// It returned after its context ended: what it left out was not
+		// looked for, so it is not "not found".
+		err = ctx.Err()
+	}
 	for _, i := range todo {
 		c := calls[i]
 		c.took = took

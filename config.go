@@ -279,6 +279,9 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 	aux := newConfigJSON(c)
 	if err := json.Unmarshal(data, &aux); err != nil {
 		if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+			if te.Field == "" {
+				return fmt.Errorf("flightcache: a Config must be a JSON object, not a JSON %s", te.Value)
+			}
 			field := te.Field[strings.LastIndexByte(te.Field, '.')+1:]
 			return fmt.Errorf("flightcache: %s: cannot use a JSON %s as %v", field, te.Value, te.Type)
 		}

@@ -300,7 +300,13 @@ func (g *group[K, V]) finish(ctx context.Context, key K, c *call[V]) {
 	if c.err != nil && errors.Is(context.Cause(ctx), ErrClosed) {
 		c.err = fmt.Errorf("%w: the load was interrupted: %w", ErrClosed, c.err)
 	}
-	g.hooks.done(key, c)
+	// done runs user code (Config.NotFound, Rand, Clock, Logger): a panic
+	// there fails this load's callers but never the process, and never
+	// keeps the call from being released.
+	if perr := catchPanic(func() { g.hooks.done(key, c) }); perr != nil {
+		var zero V
+		c.val, c.err, c.abnormal = zero, perr, true
+	}
 	g.mu.Lock()
 	if g.calls[key] == c {
 		delete(g.calls, key)

@@ -421,9 +421,9 @@ func (l *Loader[K, V]) outcome(c *call[V], notFound bool, now int64) (e *entry[V
 		expires = addSat(now, ttl)
 	}
 	e = &entry[V]{expires: expires, staleUntil: addSat(expires, stale), took: max(c.took, 0)}
-	if c.maxLife > 0 { // a local copy never outlives the shared one
-		end := addSat(now, c.maxLife)
-		e.expires, e.staleUntil = min(e.expires, end), min(e.staleUntil, end)
+	if c.maxLife > 0 { // a local copy is never fresh longer than the shared one
+		e.expires = min(e.expires, addSat(now, c.maxLife))
+		e.staleUntil = min(e.staleUntil, addSat(e.expires, stale))
 	}
 	if notFound {
 		e.err = c.err

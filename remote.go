@@ -121,17 +121,27 @@ func (l *Loader[K, V]) initRemote(cfg Config) error {
 // failure of the shared tier skips its remaining steps for this load, so it
 // adds at most one Remote timeout to it.
 func (l *Loader[K, V]) fetchShared(ctx context.Context, key K, c *call[V]) (V, error, time.Duration) {
-	rec, ok, err := l.remote.Get(ctx, key)
-	switch {
-	case err != nil:
-		l.remoteFailed("get", err)
-		return l.timedFetch(ctx, key)
-	case ok:
-		return l.fromShared(c, rec)
+	// A refresh exists because this instance's copy is stale: reading the
+	// shared copy back would not renew it. It goes to the lease instead, so
+	// that one instance of the fleet refreshes and the others take its
+	// result.
+	if !c.background {
+		var rec RemoteRecord[V]
+		var ok bool
+		err := l.remoteCall(func() (err error) { rec, ok, err = l.remote.Get(ctx, key); return err })
+		switch {
+		case err != nil:
+			l.remoteFailed("get", err)
+			return l.timedFetch(ctx, key)
+		case ok:
+			return l.fromShared(c, rec)
+		}
+		l.st.remoteMisses.Add(1)
 	}
-	l.st.remoteMisses.Add(1)
 
-	release, leased, err := l.remote.Lease(ctx, key, l.leaseTimeout)
+	var release func()
+	var leased bool
+	err := l.remoteCall(func() (err error) { release, leased, err = l.remote.Lease(ctx, key, l.leaseTimeout); return err })
 	if err != nil {
 		l.remoteFailed("lease", err)
 		return l.timedFetch(ctx, key)
@@ -139,7 +149,9 @@ func (l *Loader[K, V]) fetchShared(ctx context.Context, key K, c *call[V]) (V, e
 	if !leased {
 		l.st.leaseWaits.Add(1)
 		wctx, cancel := context.WithTimeout(ctx, l.leaseTimeout)
-		rec, ok, err := l.remote.Await(wctx, key)
+		var rec RemoteRecord[V]
+		var ok bool
+		err := l.remoteCall(func() (err error) { rec, ok, err = l.remote.Await(wctx, key); return err })
 		cancel()
 		if ok {
 			return l.fromShared(c, rec)
@@ -157,7 +169,7 @@ func (l *Loader[K, V]) fetchShared(ctx context.Context, key K, c *call[V]) (V, e
 		l.storeShared(ctx, key, c, v, err)
 		return v, err, took
 	}
-	defer release() // after storeShared: the waiters find the record
+	defer func() { _ = l.remoteCall(func() error { release(); return nil }) }() // after storeShared: the waiters find the record
 	v, err, took := l.timedFetch(ctx, key)
 	l.storeShared(ctx, key, c, v, err)
 	return v, err, took
@@ -181,7 +193,7 @@ func (l *Loader[K, V]) fromShared(c *call[V], rec RemoteRecord[V]) (V, error, ti
 func (l *Loader[K, V]) storeShared(ctx context.Context, key K, c *call[V], v V, err error) {
 	rec := RemoteRecord[V]{Value: v, TTL: l.remoteTTL}
 	if err != nil {
-		if !l.isNotFound(err) {
+		if c.batchFailed || !l.isNotFound(err) {
 			return
 		}
 		rec = RemoteRecord[V]{NotFound: true, TTL: l.remoteNegTTL}
@@ -193,7 +205,7 @@ func (l *Loader[K, V]) storeShared(ctx context.Context, key K, c *call[V], v V, 
 		return
 	}
 	c.maxLife = rec.TTL
-	if err := l.remote.Set(ctx, key, rec); err != nil {
+	if err := l.remoteCall(func() error { return l.remote.Set(ctx, key, rec) }); err != nil {
 		l.remoteFailed("set", err)
 	}
 }
@@ -205,12 +217,12 @@ func (l *Loader[K, V]) remoteSet(key K, value V) {
 		return
 	}
 	ctx := context.Background()
-	if err := l.remote.Invalidate(ctx, key); err != nil {
+	if err := l.remoteCall(func() error { return l.remote.Invalidate(ctx, key) }); err != nil {
 		l.remoteFailed("invalidate", err)
 		return
 	}
 	l.st.invSent.Add(1)
-	if err := l.remote.Set(ctx, key, RemoteRecord[V]{Value: value, TTL: l.remoteTTL}); err != nil {
+	if err := l.remoteCall(func() error { return l.remote.Set(ctx, key, RemoteRecord[V]{Value: value, TTL: l.remoteTTL}) }); err != nil {
 		l.remoteFailed("set", err)
 	}
 }
@@ -220,7 +232,7 @@ func (l *Loader[K, V]) remoteInvalidate(key K) {
 	if l.remote == nil || l.closed.Load() {
 		return
 	}
-	if err := l.remote.Invalidate(context.Background(), key); err != nil {
+	if err := l.remoteCall(func() error { return l.remote.Invalidate(context.Background(), key) }); err != nil {
 		l.remoteFailed("invalidate", err)
 		return
 	}
@@ -241,6 +253,15 @@ func (l *Loader[K, V]) remoteReset() {
 	if l.cache != nil {
 		l.cache.purge(false)
 	}
+}
+
+// remoteCall runs one call of the Remote, turning a panic in it into an
+// error: a broken shared tier is treated like an unreachable one.
+func (l *Loader[K, V]) remoteCall(f func() error) (err error) {
+	if perr := catchPanic(func() { err = f() }); perr != nil {
+		return perr
+	}
+	return err
 }
 
 // remoteFailed counts and logs a failed shared-tier call.

@@ -493,3 +493,47 @@ flightcache_remote_breaker_open{loader="users"} 1
 flightcache_remote_errors_total{loader="users"} 1
 `), "flightcache_remote_breaker_open", "flightcache_remote_errors_total"))
 }
+
+// panickyRemote is a fakeRemote whose Get panics.
+type panickyRemote struct{ *fakeRemote }
+
+func (p panickyRemote) Get(ctx context.Context, key string) (flightcache.RemoteRecord[string], bool, error) {
+	panic("remote bug")
+}
+
+func TestRemotePanicDuringLoadFallsBack(t *testing.T) {
+	store := newSharedStore(newClock())
+	l := mustNew(t, func(ctx context.Context, key string) (string, error) { return "fetched", nil },
+		flightcache.Config{TTL: time.Minute}, flightcache.WithRemote[string, string](panickyRemote{&fakeRemote{s: store}}))
+	v, err := l.Get(context.Background(), "k")
+	require.NoError(t, err, "a panicking shared tier is treated as an unreachable one")
+	require.Equal(t, "fetched", v)
+	require.EqualValues(t, 1, l.Stats().RemoteErrors)
+}
+
+func TestStaleRefreshWithSharedTier(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clock := newClock()
+		var fetches atomic.Int64
+		cfg := flightcache.Config{Mode: flightcache.ModeCache, MaxEntries: 10, Clock: clock,
+			TTL: 10 * time.Second, StaleTTL: 5 * time.Second, RemoteTTL: 10 * time.Second}
+		f := newFleet(t, 2, cfg, func(ctx context.Context, key string) (string, error) {
+			return fmt.Sprintf("v%d", fetches.Add(1)), nil
+		})
+		a, b := f.loaders[0], f.loaders[1]
+		ctx := context.Background()
+		v, _ := a.Get(ctx, "k")
+		require.Equal(t, "v1", v)
+		clock.Advance(10 * time.Second) // stale locally, gone from the shared tier
+		v, err := a.Get(ctx, "k")
+		require.NoError(t, err)
+		require.Equal(t, "v1", v, "the stale copy is served at once")
+		synctest.Wait()
+		require.EqualValues(t, 2, fetches.Load(), "the refresh fetched instead of reading the shared copy back")
+		v, _ = a.Get(ctx, "k")
+		require.Equal(t, "v2", v)
+		v, _ = b.Get(ctx, "k")
+		require.Equal(t, "v2", v, "the refreshed value was shared with the fleet")
+		require.EqualValues(t, 2, fetches.Load())
+	})
+}
