@@ -1,0 +1,40 @@
+package bench
+
+import (
+	"context"
+
+	"github.com/flightcache/flightcache"
+)
+
+// flightcacheAdapter is a flightcache Loader; Get calls Loader.Get.
+type flightcacheAdapter struct {
+	l *flightcache.Loader[string, string]
+}
+
+func (a *flightcacheAdapter) Get(ctx context.Context, key string) (string, error) {
+	return a.l.Get(ctx, key)
+}
+
+func (a *flightcacheAdapter) Close() { _ = a.l.Close() }
+
+func newFlightcacheFlight(s Setup) (Cache, error) {
+	l, err := flightcache.New(s.Fetch, flightcache.Config{Name: "bench"})
+	if err != nil {
+		return nil, err
+	}
+	return &flightcacheAdapter{l}, nil
+}
+
+func newFlightcacheCache(s Setup) (Cache, error) {
+	l, err := flightcache.New(s.Fetch, flightcache.Config{
+		Name:       "bench",
+		Mode:       flightcache.ModeCache,
+		MaxEntries: s.Capacity,
+		TTL:        s.TTL,
+		StaleTTL:   s.StaleTTL,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &flightcacheAdapter{l}, nil
+}
