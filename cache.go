@@ -5,8 +5,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // never is the expiry of an entry that does not expire.
@@ -40,13 +38,13 @@ type lookup[V any] struct {
 	refresh *entry[V]
 }
 
-// cache is the LRU of cache mode, with lazy expiry and the bookkeeping that
+// cache is the LRU (or 2Q, see Policy) of cache mode, with lazy expiry and the bookkeeping that
 // keeps a load from storing over a newer Set or Invalidate. It never calls
 // user code.
 type cache[K comparable, V any] struct {
 	mu sync.Mutex // guards lru, pending, seq, closed and the entries' refresh fields
 	// lru holds the entries, most recently used first.
-	lru *simplelru.LRU[K, *entry[V]]
+	lru evictor[K, *entry[V]]
 	// pending maps a key to the token of the load allowed to store it. Set,
 	// Invalidate and InvalidateAll delete tokens, so a load that started
 	// before them finds its token gone and stores nothing.
@@ -58,12 +56,8 @@ type cache[K comparable, V any] struct {
 	len atomic.Int64
 }
 
-func newCache[K comparable, V any](maxEntries int) *cache[K, V] {
-	l, err := simplelru.NewLRU[K, *entry[V]](maxEntries, nil)
-	if err != nil { // only for a size <= 0, which Config.Validate rejects
-		panic("flightcache: " + err.Error())
-	}
-	return &cache[K, V]{lru: l, pending: make(map[K]uint64)}
+func newCache[K comparable, V any](maxEntries int, p Policy) *cache[K, V] {
+	return &cache[K, V]{lru: newEvictor[K, *entry[V]](p, maxEntries), pending: make(map[K]uint64)}
 }
 
 // get looks key up at now, marking it most recently used. An entry past its

@@ -93,6 +93,10 @@ type Config struct {
 	// ignored in flight mode.
 	MaxEntries int `json:"max_entries,omitempty" yaml:"max_entries,omitempty"`
 
+	// Policy chooses the entry to evict when MaxEntries is reached:
+	// PolicyLRU ("lru", the default) or Policy2Q ("2q").
+	Policy Policy `json:"policy,omitempty" yaml:"policy,omitempty"`
+
 	// TTL is how long a cached value is served after it was written. Zero
 	// means entries never expire (they leave only by eviction or
 	// invalidation). Ignored in flight mode.
@@ -193,6 +197,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Mode != ModeFlight && c.Mode != ModeCache {
 		errs = append(errs, invalidf("Mode %v is unknown (want ModeFlight or ModeCache)", c.Mode))
+	}
+	if c.Policy != PolicyLRU && c.Policy != Policy2Q {
+		errs = append(errs, invalidf("Policy %v is unknown (want PolicyLRU or Policy2Q)", c.Policy))
 	}
 	switch {
 	case c.Mode == ModeCache && c.MaxEntries <= 0:

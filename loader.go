@@ -110,7 +110,7 @@ func New[K comparable, V any](fetch FetchFunc[K, V], cfg Config, opts ...Option[
 		return nil, invalidf("BatchWindow needs a batch fetch (WithBatch)")
 	}
 	if cfg.Mode == ModeCache {
-		l.cache = newCache[K, V](cfg.MaxEntries)
+		l.cache = newCache[K, V](cfg.MaxEntries, cfg.Policy)
 	}
 	l.flight.init(l, &l.st, cfg)
 	if l.remote != nil {

@@ -120,6 +120,8 @@ var libraries = []Library{
 		Note: "`Config{}` (flight mode)"},
 	{Name: "flightcache", Kind: Cached, Flightcache: true, New: newFlightcacheCache,
 		Note: "`ModeCache`, `MaxEntries`, `TTL`"},
+	{Name: "flightcache-2q", Kind: Cached, Flightcache: true, New: newFlightcache2Q,
+		Note: "`ModeCache` with `Policy: Policy2Q`"},
 	{Name: "flightcache-stale", Kind: Cached, Stale: true, Flightcache: true, New: newFlightcacheCache,
 		Note: "`ModeCache` with `StaleTTL`"},
 	{Name: "singleflight", Kind: Flight, New: newSingleflightDo,

@@ -38,3 +38,17 @@ func newFlightcacheCache(s Setup) (Cache, error) {
 	}
 	return &flightcacheAdapter{l}, nil
 }
+
+func newFlightcache2Q(s Setup) (Cache, error) {
+	l, err := flightcache.New(s.Fetch, flightcache.Config{
+		Name:       "bench",
+		Mode:       flightcache.ModeCache,
+		Policy:     flightcache.Policy2Q,
+		MaxEntries: s.Capacity,
+		TTL:        s.TTL,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &flightcacheAdapter{l}, nil
+}
