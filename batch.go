@@ -311,6 +311,11 @@ func (g *group[K, V]) runBatch(b *batch[K, V]) {
 			}
 			g.finish(ctx, b.keys[i], c)
 		}
+		for _, c := range b.calls {
+			if c.after != nil && failure == nil {
+				_ = catchPanic(c.after)
+			}
+		}
 	}()
 	failure = catchPanic(func() { g.slotAndBatch(ctx, b) })
 	returned = true
@@ -396,7 +401,7 @@ func (l *Loader[K, V]) fetchBatch(ctx context.Context, keys []K, calls []*call[V
 			c.err = errBatchAbsent
 		}
 		if remote != nil && ctx.Err() == nil {
-			l.storeShared(ctx, keys[i], c, c.val, c.err)
+			l.storeShared(ctx, keys[i], c, c.val, c.err, nil)
 		}
 	}
 }

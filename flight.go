@@ -31,6 +31,7 @@ type call[V any] struct {
 	entryTTL    ttlSlot                 // the fetch's choice of TTLs (SetTTL)
 	maxLife     time.Duration           // > 0: the shared tier's copy ends then
 	batchFailed bool                    // err is a batch fetch's error: never "not found"
+	after       func()                  // run by the load goroutine once the callers are released
 
 	// Guarded by group.mu.
 	waiters int  // Gets waiting for this call
@@ -254,6 +255,9 @@ func (g *group[K, V]) run(ctx context.Context, key K, c *call[V]) {
 			c.err, c.abnormal = ErrGoexit, true
 		}
 		g.finish(ctx, key, c)
+		if c.after != nil {
+			_ = catchPanic(c.after)
+		}
 	}()
 	if perr := catchPanic(func() { c.val, c.err, c.took = g.slotAndFetch(ctx, key, c) }); perr != nil {
 		c.err, c.abnormal = perr, true

@@ -146,6 +146,21 @@ func (l *Loader[K, V]) fetchShared(ctx context.Context, key K, c *call[V]) (V, e
 		l.remoteFailed("lease", err)
 		return l.timedFetch(ctx, key)
 	}
+	if leased {
+		// Whatever happens to the fetch (even a panic), the lease goes
+		// once the callers have their result; storeShared puts the write
+		// before it.
+		c.after = func() { _ = l.remoteCall(func() error { release(); return nil }) }
+	}
+	if leased && !c.background {
+		// Another instance may have stored the key between our Get and our
+		// Lease: look once more before fetching.
+		var rec RemoteRecord[V]
+		var ok bool
+		if err := l.remoteCall(func() (err error) { rec, ok, err = l.remote.Get(ctx, key); return err }); err == nil && ok {
+			return l.fromShared(c, rec)
+		}
+	}
 	if !leased {
 		l.st.leaseWaits.Add(1)
 		wctx, cancel := context.WithTimeout(ctx, l.leaseTimeout)
@@ -166,12 +181,11 @@ func (l *Loader[K, V]) fetchShared(ctx context.Context, key K, c *call[V]) (V, e
 		}
 		// The holder gave up or timed out: fetch here, without a lease.
 		v, err, took := l.timedFetch(ctx, key)
-		l.storeShared(ctx, key, c, v, err)
+		l.storeShared(ctx, key, c, v, err, nil)
 		return v, err, took
 	}
-	defer func() { _ = l.remoteCall(func() error { release(); return nil }) }() // after storeShared: the waiters find the record
 	v, err, took := l.timedFetch(ctx, key)
-	l.storeShared(ctx, key, c, v, err)
+	l.storeShared(ctx, key, c, v, err, release)
 	return v, err, took
 }
 
@@ -187,14 +201,18 @@ func (l *Loader[K, V]) fromShared(c *call[V], rec RemoteRecord[V]) (V, error, ti
 	return rec.Value, nil, -1
 }
 
-// storeShared writes a fetch's result to the shared tier: a value for
-// RemoteTTL (or the TTL the fetch chose), a not-found answer for
-// RemoteNegativeTTL; errors are never stored.
-func (l *Loader[K, V]) storeShared(ctx context.Context, key K, c *call[V], v V, err error) {
+// storeShared arranges for a fetch's result to be written to the shared
+// tier — a value for RemoteTTL (or the TTL the fetch chose), a not-found
+// answer for RemoteNegativeTTL; errors are never stored — and then for the
+// lease, if any, to be released, in that order, so the instances waiting in
+// Await find the record. The writes run after the load's own callers have
+// their result (call.after), so a slow shared tier does not delay them.
+func (l *Loader[K, V]) storeShared(ctx context.Context, key K, c *call[V], v V, err error, release func()) {
 	rec := RemoteRecord[V]{Value: v, TTL: l.remoteTTL}
+	store := true
 	if err != nil {
 		if c.batchFailed || !l.isNotFound(err) {
-			return
+			store = false
 		}
 		rec = RemoteRecord[V]{NotFound: true, TTL: l.remoteNegTTL}
 	}
@@ -202,11 +220,24 @@ func (l *Loader[K, V]) storeShared(ctx context.Context, key K, c *call[V], v V, 
 		rec.TTL = time.Duration(c.entryTTL.ttl.Load())
 	}
 	if rec.TTL <= 0 {
+		store = false
+	}
+	if store {
+		c.maxLife = rec.TTL
+	}
+	if !store && release == nil {
 		return
 	}
-	c.maxLife = rec.TTL
-	if err := l.remoteCall(func() error { return l.remote.Set(ctx, key, rec) }); err != nil {
-		l.remoteFailed("set", err)
+	wctx := context.WithoutCancel(ctx) // the load's context ends with it
+	c.after = func() {
+		if store {
+			if err := l.remoteCall(func() error { return l.remote.Set(wctx, key, rec) }); err != nil {
+				l.remoteFailed("set", err)
+			}
+		}
+		if release != nil {
+			_ = l.remoteCall(func() error { release(); return nil })
+		}
 	}
 }
 

@@ -537,3 +537,63 @@ func TestStaleRefreshWithSharedTier(t *testing.T) {
 		require.EqualValues(t, 2, fetches.Load())
 	})
 }
+
+// raceRemote is a fakeRemote in which another instance stores the key just
+// before this one takes the lease.
+type raceRemote struct{ *fakeRemote }
+
+func (r raceRemote) Lease(ctx context.Context, key string, ttl time.Duration) (func(), bool, error) {
+	other := &fakeRemote{s: r.s, id: 99}
+	_ = other.Set(ctx, key, flightcache.RemoteRecord[string]{Value: "stored by another instance", TTL: time.Minute})
+	return r.fakeRemote.Lease(ctx, key, ttl)
+}
+
+func TestLeaseRechecksTheSharedTier(t *testing.T) {
+	var fetches atomic.Int64
+	store := newSharedStore(newClock())
+	l := mustNew(t, func(ctx context.Context, key string) (string, error) {
+		fetches.Add(1)
+		return "fetched", nil
+	}, flightcache.Config{TTL: time.Minute}, flightcache.WithRemote[string, string](raceRemote{&fakeRemote{s: store}}))
+	v, err := l.Get(context.Background(), "k")
+	require.NoError(t, err)
+	require.Equal(t, "stored by another instance", v)
+	require.Zero(t, fetches.Load(), "the record that appeared before the lease was used, not fetched again")
+	store.mu.Lock()
+	require.Empty(t, store.leases, "the lease was released")
+	store.mu.Unlock()
+}
+
+// slowSetRemote is a fakeRemote whose Set waits until released.
+type slowSetRemote struct {
+	*fakeRemote
+	release chan struct{}
+}
+
+func (r slowSetRemote) Set(ctx context.Context, key string, rec flightcache.RemoteRecord[string]) error {
+	<-r.release
+	return r.fakeRemote.Set(ctx, key, rec)
+}
+
+func TestSlowSharedWriteDoesNotDelayCallers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newSharedStore(newClock())
+		r := slowSetRemote{&fakeRemote{s: store}, make(chan struct{})}
+		l := mustNew(t, func(ctx context.Context, key string) (string, error) { return "v", nil },
+			flightcache.Config{TTL: time.Minute}, flightcache.WithRemote[string, string](r))
+		v, err := l.Get(context.Background(), "k") // returns while the shared write still waits
+		require.NoError(t, err)
+		require.Equal(t, "v", v)
+		synctest.Wait()
+		store.mu.Lock()
+		_, leased := store.leases["k"]
+		store.mu.Unlock()
+		require.True(t, leased, "the lease is held until the record is written")
+		close(r.release)
+		synctest.Wait()
+		store.mu.Lock()
+		defer store.mu.Unlock()
+		require.Contains(t, store.records, "k")
+		require.Empty(t, store.leases)
+	})
+}
