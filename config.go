@@ -157,6 +157,13 @@ type Config struct {
 	// FetchTimeout, or 5s when that is 0 too.
 	RemoteLeaseTimeout time.Duration `json:"remote_lease_timeout,omitempty" yaml:"remote_lease_timeout,omitempty"`
 
+	// RemoteTimeout bounds the shared-tier calls a load makes before it
+	// fetches (look-up, lease, re-check) all together, on top of the
+	// Remote's own per-call deadline: a slow shared tier adds at most this
+	// to a load (waiting for another instance's lease is bounded by
+	// RemoteLeaseTimeout instead). Zero leaves only the per-call deadlines.
+	RemoteTimeout time.Duration `json:"remote_timeout,omitempty" yaml:"remote_timeout,omitempty"`
+
 	// DisableRemote makes the Loader ignore the Remote given with
 	// WithRemote: a configuration switch for the shared tier.
 	DisableRemote bool `json:"disable_remote,omitempty" yaml:"disable_remote,omitempty"`
@@ -225,7 +232,7 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		d    time.Duration
-	}{{"RemoteTTL", c.RemoteTTL}, {"RemoteNegativeTTL", c.RemoteNegativeTTL}, {"RemoteLeaseTimeout", c.RemoteLeaseTimeout}} {
+	}{{"RemoteTTL", c.RemoteTTL}, {"RemoteNegativeTTL", c.RemoteNegativeTTL}, {"RemoteLeaseTimeout", c.RemoteLeaseTimeout}, {"RemoteTimeout", c.RemoteTimeout}} {
 		if d.d < 0 {
 			errs = append(errs, invalidf("%s must not be negative (got %v)", d.name, d.d))
 		}
@@ -256,6 +263,7 @@ type configJSON struct {
 	RemoteTTL          jsonDuration `json:"remote_ttl,omitzero"`
 	RemoteNegativeTTL  jsonDuration `json:"remote_negative_ttl,omitzero"`
 	RemoteLeaseTimeout jsonDuration `json:"remote_lease_timeout,omitzero"`
+	RemoteTimeout      jsonDuration `json:"remote_timeout,omitzero"`
 	BatchWindow        jsonDuration `json:"batch_window,omitzero"`
 }
 
@@ -271,6 +279,7 @@ func newConfigJSON(c *Config) configJSON {
 		RemoteTTL:          jsonDuration{name: "remote_ttl", d: c.RemoteTTL},
 		RemoteNegativeTTL:  jsonDuration{name: "remote_negative_ttl", d: c.RemoteNegativeTTL},
 		RemoteLeaseTimeout: jsonDuration{name: "remote_lease_timeout", d: c.RemoteLeaseTimeout},
+		RemoteTimeout:      jsonDuration{name: "remote_timeout", d: c.RemoteTimeout},
 		BatchWindow:        jsonDuration{name: "batch_window", d: c.BatchWindow},
 	}
 }
@@ -296,7 +305,7 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 	}
 	c.TTL, c.StaleTTL, c.NegativeTTL, c.FetchTimeout = aux.TTL.d, aux.StaleTTL.d, aux.NegativeTTL.d, aux.FetchTimeout.d
 	c.RemoteTTL, c.RemoteNegativeTTL, c.RemoteLeaseTimeout = aux.RemoteTTL.d, aux.RemoteNegativeTTL.d, aux.RemoteLeaseTimeout.d
-	c.BatchWindow = aux.BatchWindow.d
+	c.BatchWindow, c.RemoteTimeout = aux.BatchWindow.d, aux.RemoteTimeout.d
 	return nil
 }
 

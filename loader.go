@@ -49,7 +49,8 @@ type Loader[K comparable, V any] struct {
 	remoteTTL    time.Duration
 	remoteNegTTL time.Duration
 	leaseTimeout time.Duration
-	stopWatch    func() // ends the Remote's invalidation feed
+	remoteBudget time.Duration // RemoteTimeout; 0: none
+	stopWatch    func()        // ends the Remote's invalidation feed
 	st           counters
 	closed       atomic.Bool
 }

@@ -108,6 +108,7 @@ func (l *Loader[K, V]) initRemote(cfg Config) error {
 	l.remoteTTL = cmp.Or(cfg.RemoteTTL, cfg.TTL)
 	l.remoteNegTTL = cmp.Or(cfg.RemoteNegativeTTL, cfg.NegativeTTL)
 	l.leaseTimeout = cmp.Or(cfg.RemoteLeaseTimeout, cfg.FetchTimeout, 5*time.Second)
+	l.remoteBudget = cfg.RemoteTimeout
 	if l.remoteTTL <= 0 {
 		return invalidf("RemoteTTL (or TTL) must be > 0 when a Remote is used")
 	}
@@ -121,6 +122,12 @@ func (l *Loader[K, V]) initRemote(cfg Config) error {
 // failure of the shared tier skips its remaining steps for this load, so it
 // adds at most one Remote timeout to it.
 func (l *Loader[K, V]) fetchShared(ctx context.Context, key K, c *call[V]) (V, error, time.Duration) {
+	rctx := ctx // the look-up, lease and re-check share RemoteTimeout
+	if l.remoteBudget > 0 {
+		var cancel context.CancelFunc
+		rctx, cancel = context.WithTimeout(ctx, l.remoteBudget)
+		defer cancel()
+	}
 	// A refresh exists because this instance's copy is stale: reading the
 	// shared copy back would not renew it. It goes to the lease instead, so
 	// that one instance of the fleet refreshes and the others take its
@@ -128,7 +135,7 @@ func (l *Loader[K, V]) fetchShared(ctx context.Context, key K, c *call[V]) (V, e
 	if !c.background {
 		var rec RemoteRecord[V]
 		var ok bool
-		err := l.remoteCall(func() (err error) { rec, ok, err = l.remote.Get(ctx, key); return err })
+		err := l.remoteCall(func() (err error) { rec, ok, err = l.remote.Get(rctx, key); return err })
 		switch {
 		case err != nil:
 			l.remoteFailed("get", err)
@@ -141,7 +148,7 @@ func (l *Loader[K, V]) fetchShared(ctx context.Context, key K, c *call[V]) (V, e
 
 	var release func()
 	var leased bool
-	err := l.remoteCall(func() (err error) { release, leased, err = l.remote.Lease(ctx, key, l.leaseTimeout); return err })
+	err := l.remoteCall(func() (err error) { release, leased, err = l.remote.Lease(rctx, key, l.leaseTimeout); return err })
 	if err != nil {
 		l.remoteFailed("lease", err)
 		return l.timedFetch(ctx, key)
@@ -157,7 +164,7 @@ func (l *Loader[K, V]) fetchShared(ctx context.Context, key K, c *call[V]) (V, e
 		// Lease: look once more before fetching.
 		var rec RemoteRecord[V]
 		var ok bool
-		if err := l.remoteCall(func() (err error) { rec, ok, err = l.remote.Get(ctx, key); return err }); err == nil && ok {
+		if err := l.remoteCall(func() (err error) { rec, ok, err = l.remote.Get(rctx, key); return err }); err == nil && ok {
 			return l.fromShared(c, rec)
 		}
 	}

@@ -597,3 +597,45 @@ func TestSlowSharedWriteDoesNotDelayCallers(t *testing.T) {
 		require.Empty(t, store.leases)
 	})
 }
+
+// slowRemote is a fakeRemote whose every call takes 60ms (or until ctx ends).
+type slowRemote struct{ *fakeRemote }
+
+func (r slowRemote) wait(ctx context.Context) error {
+	select {
+	case <-time.After(60 * time.Millisecond):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r slowRemote) Get(ctx context.Context, key string) (flightcache.RemoteRecord[string], bool, error) {
+	if err := r.wait(ctx); err != nil {
+		return flightcache.RemoteRecord[string]{}, false, err
+	}
+	return r.fakeRemote.Get(ctx, key)
+}
+
+func (r slowRemote) Lease(ctx context.Context, key string, ttl time.Duration) (func(), bool, error) {
+	if err := r.wait(ctx); err != nil {
+		return nil, false, err
+	}
+	return r.fakeRemote.Lease(ctx, key, ttl)
+}
+
+func TestRemoteTimeoutBoundsTheSharedPhase(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newSharedStore(newClock())
+		l := mustNew(t, func(ctx context.Context, key string) (string, error) { return "v", nil },
+			flightcache.Config{TTL: time.Minute, RemoteTimeout: 100 * time.Millisecond},
+			flightcache.WithRemote[string, string](slowRemote{&fakeRemote{s: store}}))
+		start := time.Now()
+		v, err := l.Get(context.Background(), "k")
+		require.NoError(t, err)
+		require.Equal(t, "v", v)
+		require.Equal(t, 100*time.Millisecond, time.Since(start),
+			"look-up (60ms) + lease (cut at 40ms): the shared tier added exactly RemoteTimeout")
+		require.EqualValues(t, 1, l.Stats().RemoteErrors)
+	})
+}

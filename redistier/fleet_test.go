@@ -39,9 +39,16 @@ func TestFleetBurstFetchesOnce(t *testing.T) {
 	var fetches atomic.Int64
 	release := make(chan struct{})
 	cfg := flightcache.Config{Mode: flightcache.ModeCache, MaxEntries: 10, TTL: time.Minute, RemoteLeaseTimeout: 30 * time.Second}
-	fleet := newFleet(t, 4, prefix, cfg, Options[string]{}, func(ctx context.Context, key string) (string, error) {
+	// A generous per-call Timeout: on a loaded CI machine a Redis call that
+	// timed out would (rightly) make its instance fetch by itself, which is
+	// the fault path, tested in faults_test.go, not this one.
+	fleet := newFleet(t, 4, prefix, cfg, Options[string]{Timeout: 5 * time.Second}, func(ctx context.Context, key string) (string, error) {
 		fetches.Add(1)
-		<-release
+		select {
+		case <-release:
+		case <-ctx.Done(): // so that Close ends it if the test fails early
+			return "", ctx.Err()
+		}
 		return "v:" + key, nil
 	})
 
@@ -87,7 +94,7 @@ func TestFleetInvalidation(t *testing.T) {
 	var version, fetches atomic.Int64
 	version.Store(1)
 	cfg := flightcache.Config{Mode: flightcache.ModeCache, MaxEntries: 10, TTL: time.Hour}
-	fleet := newFleet(t, 4, prefix, cfg, Options[string]{}, func(ctx context.Context, key string) (string, error) {
+	fleet := newFleet(t, 4, prefix, cfg, Options[string]{Timeout: 5 * time.Second}, func(ctx context.Context, key string) (string, error) {
 		fetches.Add(1)
 		return fmt.Sprintf("%s@v%d", key, version.Load()), nil
 	})
