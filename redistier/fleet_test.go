@@ -18,7 +18,7 @@ import (
 // and Tier, sharing one Redis: simulated replicas of a service.
 
 // newFleet returns n Loaders in cache mode sharing the prefix.
-func newFleet(t *testing.T, n int, prefix string, cfg flightcache.Config, opts Options[string],
+func newFleet(t testing.TB, n int, prefix string, cfg flightcache.Config, opts Options[string],
 	fetch flightcache.FetchFunc[string, string], mods ...func(*redis.Options)) []*flightcache.Loader[string, string] {
 	t.Helper()
 	opts.Prefix = prefix
