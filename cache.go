@@ -60,6 +60,22 @@ func newCache[K comparable, V any](maxEntries int, p Policy) *cache[K, V] {
 	return &cache[K, V]{lru: newEvictor[K, *entry[V]](p, maxEntries), pending: make(map[K]uint64)}
 }
 
+// getFresh is the hit path: it returns key's value when the entry is held,
+// fresh and not negative (marking it most recently used), and otherwise
+// reports whether key is held at all, so that the caller takes the full
+// path (get) only for stale or negative entries.
+func (c *cache[K, V]) getFresh(key K, now int64) (v V, fresh, held bool) {
+	c.mu.Lock()
+	e, ok := c.lru.Get(key)
+	if ok && now < e.expires && e.err == nil {
+		v = e.value
+		c.mu.Unlock()
+		return v, true, true
+	}
+	c.mu.Unlock()
+	return v, false, ok
+}
+
 // get looks key up at now, marking it most recently used. An entry past its
 // stale window is dropped. A stale entry asks for a refresh unless one is
 // running or backing off; so does a fresh one when early (the XFetch draw,

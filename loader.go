@@ -136,11 +136,21 @@ func (l *Loader[K, V]) Get(ctx context.Context, key K) (V, error) {
 		return zero, ErrClosed
 	}
 	if l.cache != nil {
+		now := l.now()
 		var early float64
 		if l.beta > 0 { // XFetch: β·(−ln u), u uniform in (0, 1]
 			early = l.beta * -math.Log(1-l.rand())
+		} else {
+			v, fresh, held := l.cache.getFresh(key, now)
+			if fresh {
+				l.st.hits.Add(1)
+				return v, nil
+			}
+			if !held {
+				return l.flight.do(ctx, key)
+			}
 		}
-		if res := l.cache.get(key, l.now(), early); res.found {
+		if res := l.cache.get(key, now, early); res.found {
 			return l.hit(ctx, key, res)
 		}
 	}
