@@ -620,7 +620,7 @@ func TestProgress(t *testing.T) {
 
 		// Shorter than the delay: nothing at all.
 		stop := startProgress(&buf, true, "cache", 10, &done, time.Second)
-		time.Sleep(999 * time.Millisecond)
+		<-time.After(999 * time.Millisecond) // fake time: the bubble advances at once
 		stop()
 		if buf.Len() != 0 {
 			t.Errorf("a run under a second printed %q", buf.String())
@@ -628,10 +628,10 @@ func TestProgress(t *testing.T) {
 
 		// Longer: a line at 1s, updated every 250ms, erased at the end.
 		stop = startProgress(&buf, true, "cache", 10, &done, time.Second)
-		time.Sleep(time.Second)
+		<-time.After(time.Second) // fake time: the bubble advances at once
 		synctest.Wait()
 		done.n.Store(4)
-		time.Sleep(250 * time.Millisecond)
+		<-time.After(250 * time.Millisecond) // fake time: the bubble advances at once
 		synctest.Wait()
 		stop()
 		if want := "\rcache: 0/10 requests\rcache: 4/10 requests\r\033[K"; buf.String() != want {
@@ -641,7 +641,7 @@ func TestProgress(t *testing.T) {
 		// Not a terminal: nothing, however long.
 		buf.Reset()
 		stop = startProgress(&buf, false, "cache", 10, &done, time.Second)
-		time.Sleep(time.Minute)
+		<-time.After(time.Minute) // fake time: the bubble advances at once
 		stop()
 		if buf.Len() != 0 {
 			t.Errorf("progress to a non-terminal printed %q", buf.String())
