@@ -9,14 +9,23 @@
 //     nothing is kept once it returns, so the next Get fetches again. This
 //     is what golang.org/x/sync/singleflight does, with every caller waiting
 //     on its own context and panics turned into errors.
-//   - In cache mode ([ModeCache]), results are also kept in an LRU of at
-//     most [Config.MaxEntries] entries for [Config.TTL], and Gets of a fresh
-//     entry return at once.
+//   - In cache mode ([ModeCache]), results are also kept in an LRU (or 2Q,
+//     [Config.Policy]) of at most [Config.MaxEntries] entries, with TTL
+//     tiers: fresh for [Config.TTL], then served stale for
+//     [Config.StaleTTL] while one background refresh runs, and not-found
+//     answers ([ErrNotFound]) kept for [Config.NegativeTTL]. A fetch can
+//     choose its entry's lifetime with [SetTTL].
 //
 // A fetch runs on a context that keeps the first caller's values but not
 // its cancellation: a caller that gives up returns ctx.Err() at once and the
 // others keep waiting. A panic in a fetch reaches every waiter as a
 // [*PanicError] (matching [ErrPanic]) and never crashes the process.
+//
+// [WithBatch] adds a batch fetch: [Loader.GetMany] loads the keys it misses
+// with one query, and [Config.BatchWindow] coalesces single Gets into
+// batches. [WithRemote] adds a tier shared by every instance of a service
+// (the redistier module implements it on Redis): one fetch per key for the
+// whole fleet, and fleet-wide invalidation.
 //
 // [Loader.Stats] returns counters (hits, misses, shared, loads, ...), and a
 // [Collector] exports them to Prometheus from a registry of your own.
