@@ -174,6 +174,9 @@ func parseIDs(params []string) (ids []int64, msg string) {
 			}
 			id, err := strconv.ParseInt(raw, 10, 64)
 			if err != nil || id <= 0 {
+				if len(raw) > 32 { // never echo a huge query back
+					raw = raw[:32] + "..."
+				}
 				return nil, fmt.Sprintf("malformed user id %q: want ids=1,2,3 with positive integers", raw)
 			}
 			if !seen[id] {
