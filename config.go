@@ -214,41 +214,28 @@ func (c Config) Validate() error {
 	case c.MaxEntries < 0:
 		errs = append(errs, invalidf("MaxEntries must not be negative (got %d)", c.MaxEntries))
 	}
-	if c.TTL < 0 {
-		errs = append(errs, invalidf("TTL must not be negative (got %v)", c.TTL))
+	negative := func(name string, v int64, shown any) {
+		if v < 0 {
+			errs = append(errs, invalidf("%s must not be negative (got %v)", name, shown))
+		}
 	}
-	if c.StaleTTL < 0 {
-		errs = append(errs, invalidf("StaleTTL must not be negative (got %v)", c.StaleTTL))
-	}
-	if c.NegativeTTL < 0 {
-		errs = append(errs, invalidf("NegativeTTL must not be negative (got %v)", c.NegativeTTL))
-	}
+	negative("TTL", int64(c.TTL), c.TTL)
+	negative("StaleTTL", int64(c.StaleTTL), c.StaleTTL)
+	negative("NegativeTTL", int64(c.NegativeTTL), c.NegativeTTL)
 	if !(c.Jitter >= 0 && c.Jitter <= 1) { // NaN fails too
 		errs = append(errs, invalidf("Jitter must be a fraction in [0, 1] (got %v)", c.Jitter))
 	}
 	if !(c.EarlyRefreshBeta >= 0 && c.EarlyRefreshBeta <= math.MaxFloat64) {
 		errs = append(errs, invalidf("EarlyRefreshBeta must be a finite number >= 0 (got %v)", c.EarlyRefreshBeta))
 	}
-	for _, d := range []struct {
-		name string
-		d    time.Duration
-	}{{"RemoteTTL", c.RemoteTTL}, {"RemoteNegativeTTL", c.RemoteNegativeTTL}, {"RemoteLeaseTimeout", c.RemoteLeaseTimeout}, {"RemoteTimeout", c.RemoteTimeout}} {
-		if d.d < 0 {
-			errs = append(errs, invalidf("%s must not be negative (got %v)", d.name, d.d))
-		}
-	}
-	if c.MaxBatchSize < 0 {
-		errs = append(errs, invalidf("MaxBatchSize must not be negative (got %d)", c.MaxBatchSize))
-	}
-	if c.BatchWindow < 0 {
-		errs = append(errs, invalidf("BatchWindow must not be negative (got %v)", c.BatchWindow))
-	}
-	if c.FetchTimeout < 0 {
-		errs = append(errs, invalidf("FetchTimeout must not be negative (got %v)", c.FetchTimeout))
-	}
-	if c.MaxConcurrentFetches < 0 {
-		errs = append(errs, invalidf("MaxConcurrentFetches must not be negative (got %d)", c.MaxConcurrentFetches))
-	}
+	negative("RemoteTTL", int64(c.RemoteTTL), c.RemoteTTL)
+	negative("RemoteNegativeTTL", int64(c.RemoteNegativeTTL), c.RemoteNegativeTTL)
+	negative("RemoteLeaseTimeout", int64(c.RemoteLeaseTimeout), c.RemoteLeaseTimeout)
+	negative("RemoteTimeout", int64(c.RemoteTimeout), c.RemoteTimeout)
+	negative("MaxBatchSize", int64(c.MaxBatchSize), c.MaxBatchSize)
+	negative("BatchWindow", int64(c.BatchWindow), c.BatchWindow)
+	negative("FetchTimeout", int64(c.FetchTimeout), c.FetchTimeout)
+	negative("MaxConcurrentFetches", int64(c.MaxConcurrentFetches), c.MaxConcurrentFetches)
 	return errors.Join(errs...)
 }
 

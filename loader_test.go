@@ -83,6 +83,22 @@ func burst(t *testing.T, l *flightcache.Loader[string, string], key string, n in
 	return results
 }
 
+// leaveWhileWaiting starts a Get of key on a context of its own, waits
+// (inside a synctest bubble) until it blocks in the Loader, cancels that
+// context and checks the Get returned context.Canceled at once.
+func leaveWhileWaiting[V any](t *testing.T, l *flightcache.Loader[string, V], key string, msgAndArgs ...any) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := l.Get(ctx, key)
+		errc <- err
+	}()
+	synctest.Wait()
+	cancel()
+	require.ErrorIs(t, <-errc, context.Canceled, msgAndArgs...)
+}
+
 func TestBurstSharesOneFetch(t *testing.T) {
 	for _, mode := range []flightcache.Mode{flightcache.ModeFlight, flightcache.ModeCache} {
 		t.Run(mode.String(), func(t *testing.T) {
@@ -224,15 +240,7 @@ func TestCacheAbandonedLoadStillStores(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		g := newGate()
 		l := mustNew(t, g.fetch, cacheCfg)
-		ctx, cancel := context.WithCancel(context.Background())
-		errc := make(chan error, 1)
-		go func() {
-			_, err := l.Get(ctx, "k")
-			errc <- err
-		}()
-		synctest.Wait()
-		cancel()
-		require.ErrorIs(t, <-errc, context.Canceled)
+		leaveWhileWaiting(t, l, "k")
 		close(g.release)
 		synctest.Wait() // the load finishes and stores
 		require.Zero(t, l.Stats().InFlight)
@@ -594,15 +602,7 @@ func TestWaitingForSlotHonoursContext(t *testing.T) {
 				}()
 				require.Equal(t, "a", <-g.started)
 
-				ctx, cancel := context.WithCancel(context.Background())
-				errc := make(chan error, 1)
-				go func() {
-					_, err := l.Get(ctx, "b")
-					errc <- err
-				}()
-				synctest.Wait()
-				cancel()
-				require.ErrorIs(t, <-errc, context.Canceled, "the caller leaves while its load waits for a slot")
+				leaveWhileWaiting(t, l, "b", "the caller leaves while its load waits for a slot")
 				synctest.Wait()
 				require.EqualValues(t, 1, l.Stats().InFlight, "the queued load of b was dropped")
 				close(g.release)

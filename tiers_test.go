@@ -341,15 +341,7 @@ func TestCancelledCallerIsNeverCached(t *testing.T) {
 		cfg := tierCfg(clock)
 		cfg.NegativeTTL = time.Minute
 		l := mustNew(t, f.fetch, cfg)
-		ctx, cancel := context.WithCancel(context.Background())
-		errc := make(chan error, 1)
-		go func() {
-			_, err := l.Get(ctx, "k")
-			errc <- err
-		}()
-		synctest.Wait()
-		cancel()
-		require.ErrorIs(t, <-errc, context.Canceled)
+		leaveWhileWaiting(t, l, "k")
 		close(f.hold)
 		synctest.Wait()
 		v, err := get(t, l, "k")
@@ -825,15 +817,7 @@ func TestQueuedRefreshSurvivesAJoinerLeaving(t *testing.T) {
 		_, err = get(t, l, "k") // stale: its refresh queues for the slot
 		require.NoError(t, err)
 		clock.Advance(5 * time.Second) // k expires; a Get joins the queued refresh
-		ctx, cancel := context.WithCancel(context.Background())
-		errc := make(chan error, 1)
-		go func() {
-			_, err := l.Get(ctx, "k")
-			errc <- err
-		}()
-		synctest.Wait()
-		cancel()
-		require.ErrorIs(t, <-errc, context.Canceled)
+		leaveWhileWaiting(t, l, "k")
 		close(f.hold)
 		require.Equal(t, result{v: "busy#1"}, <-busy)
 		synctest.Wait()
