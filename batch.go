@@ -153,7 +153,7 @@ func (l *Loader[K, V]) GetMany(ctx context.Context, keys []K) Results[K, V] {
 // batch is one batch fetch of several keys, each with its own call.
 type batch[K comparable, V any] struct {
 	keys   []K
-	calls  []*call[V]
+	calls  []*call[K, V]
 	ctx    context.Context         // the fetch's context
 	cancel context.CancelCauseFunc // cancels ctx; called once no call needs it
 	live   atomic.Int64            // calls not yet cancelled
@@ -168,7 +168,7 @@ func newBatch[K comparable, V any](ctx context.Context) *batch[K, V] {
 }
 
 // addLocked registers a new load of key as part of b. g.mu must be held.
-func (g *group[K, V]) addLocked(b *batch[K, V], key K) *call[V] {
+func (g *group[K, V]) addLocked(b *batch[K, V], key K) *call[K, V] {
 	c := g.newCallLocked(key)
 	var once sync.Once
 	c.cancel = func(cause error) { // the batch ends once none of its calls needs it
@@ -186,13 +186,13 @@ func (g *group[K, V]) addLocked(b *batch[K, V], key K) *call[V] {
 // waitFor is one key of a GetMany and the load it waits for (nil: closed).
 type waitFor[K comparable, V any] struct {
 	key K
-	c   *call[V]
+	c   *call[K, V]
 }
 
 // hitFor is one key of a GetMany that the recheck found in the cache.
 type hitFor[K comparable, V any] struct {
 	key K
-	res lookup[V]
+	res lookup[K, V]
 }
 
 // doMany joins the running loads of keys and starts batch fetches for the
@@ -239,7 +239,7 @@ func (g *group[K, V]) doMany(ctx context.Context, keys []K) (waits []waitFor[K, 
 // joinMicroBatchLocked adds a new load of key to the micro-batch being
 // collected, starting one (and its window) when there is none. A full batch
 // goes at once. g.mu must be held and g open.
-func (g *group[K, V]) joinMicroBatchLocked(ctx context.Context, key K) *call[V] {
+func (g *group[K, V]) joinMicroBatchLocked(ctx context.Context, key K) *call[K, V] {
 	b := g.pending
 	if b != nil && b.ctx.Err() != nil {
 		// Every caller of the batch being collected has left, which
@@ -349,7 +349,7 @@ func (g *group[K, V]) slotAndBatch(ctx context.Context, b *batch[K, V]) {
 
 // fetchBatch implements loadHooks: keys found in the shared tier are
 // answered from it, the rest go to the batch fetch in one call.
-func (l *Loader[K, V]) fetchBatch(ctx context.Context, keys []K, calls []*call[V]) {
+func (l *Loader[K, V]) fetchBatch(ctx context.Context, keys []K, calls []*call[K, V]) {
 	todo := make([]int, 0, len(keys))
 	remote := l.remote
 	for i, key := range keys {

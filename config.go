@@ -94,7 +94,8 @@ type Config struct {
 	MaxEntries int `json:"max_entries,omitempty" yaml:"max_entries,omitempty"`
 
 	// Policy chooses the entry to evict when MaxEntries is reached:
-	// PolicyLRU ("lru", the default) or Policy2Q ("2q").
+	// PolicySieve ("sieve", the default: lock-free hits), PolicyLRU ("lru")
+	// or Policy2Q ("2q").
 	Policy Policy `json:"policy,omitempty" yaml:"policy,omitempty"`
 
 	// TTL is how long a cached value is served after it was written. Zero
@@ -141,6 +142,18 @@ type Config struct {
 	// MaxConcurrentFetches bounds the fetches running at once across all
 	// keys. Zero means no bound.
 	MaxConcurrentFetches int `json:"max_concurrent_fetches,omitempty" yaml:"max_concurrent_fetches,omitempty"`
+
+	// InlineFetch makes a Get whose context cannot be cancelled
+	// (ctx.Done() == nil, as with context.Background()) run the load it
+	// starts on its own goroutine, as x/sync/singleflight's Do does, instead
+	// of a goroutine per load: a miss then costs about a third as much (see
+	// bench/). Such a Get could not leave early anyway; Gets that join the
+	// load, and Gets with a cancelable context, work as before. The price:
+	// a fetch that calls runtime.Goexit (t.FailNow in a test) ends that
+	// Get's goroutine instead of returning ErrGoexit to it (the other
+	// waiters still get ErrGoexit), and with a shared tier the starting Get
+	// returns after the shared-tier write. Ignored with BatchWindow.
+	InlineFetch bool `json:"inline_fetch,omitempty" yaml:"inline_fetch,omitempty"`
 
 	// RemoteTTL is how long a fetched value is kept in the shared tier (see
 	// WithRemote); a local copy never outlives it. Zero means TTL. A Remote
@@ -205,8 +218,8 @@ func (c Config) Validate() error {
 	if c.Mode != ModeFlight && c.Mode != ModeCache {
 		errs = append(errs, invalidf("Mode %v is unknown (want ModeFlight or ModeCache)", c.Mode))
 	}
-	if c.Policy != PolicyLRU && c.Policy != Policy2Q {
-		errs = append(errs, invalidf("Policy %v is unknown (want PolicyLRU or Policy2Q)", c.Policy))
+	if c.Policy > Policy2Q {
+		errs = append(errs, invalidf("Policy %v is unknown (want PolicySieve, PolicyLRU or Policy2Q)", c.Policy))
 	}
 	switch {
 	case c.Mode == ModeCache && c.MaxEntries <= 0:

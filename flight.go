@@ -15,7 +15,7 @@ import (
 var errAbandoned = errors.New("flightcache: every caller waiting for this fetch has left")
 
 // call is one load of one key, shared by every Get that joins it.
-type call[V any] struct {
+type call[K comparable, V any] struct {
 	done chan struct{} // closed once val and err are final
 
 	// Written by the load goroutine before done is closed; read after.
@@ -27,11 +27,13 @@ type call[V any] struct {
 	token       uint64                  // the cache's token for this load
 	cancel      context.CancelCauseFunc // cancels the fetch's context
 	background  bool                    // a refresh: started by no waiting Get
-	refreshOf   *entry[V]               // the entry a refresh replaces, if any
+	refreshOf   *entry[K, V]            // the entry a refresh replaces, if any
 	entryTTL    ttlSlot                 // the fetch's choice of TTLs (SetTTL)
 	maxLife     time.Duration           // > 0: the shared tier's copy ends then
 	batchFailed bool                    // err is a batch fetch's error: never "not found"
 	after       func()                  // run by the load goroutine once the callers are released
+	inlineCtx   loadContext             // the fetch's context of a load run by its first Get
+	inline      bool                    // run by its first Get (see doInlineLocked)
 
 	// Guarded by group.mu.
 	waiters int  // Gets waiting for this call
@@ -42,19 +44,19 @@ type call[V any] struct {
 type loadHooks[K comparable, V any] interface {
 	// recheck looks key up in the cache once more before a load starts. It
 	// is called with group.mu held and must not call user code.
-	recheck(key K) lookup[V]
+	recheck(key K) lookup[K, V]
 	// hit answers a Get from what recheck found. It is called without
 	// group.mu held.
-	hit(ctx context.Context, key K, res lookup[V]) (V, error)
+	hit(ctx context.Context, key K, res lookup[K, V]) (V, error)
 	// begin registers a load of key with the cache and returns its token.
 	begin(key K) uint64
 	// fetch loads the value of key (shared tier, then the user's fetch).
-	fetch(ctx context.Context, key K, c *call[V]) (V, error, time.Duration)
+	fetch(ctx context.Context, key K, c *call[K, V]) (V, error, time.Duration)
 	// done stores or discards the finished call's result and counts it.
-	done(key K, c *call[V])
+	done(key K, c *call[K, V])
 	// fetchBatch loads keys with one batch fetch, setting each call's
 	// result (val, err, took).
-	fetchBatch(ctx context.Context, keys []K, calls []*call[V])
+	fetchBatch(ctx context.Context, keys []K, calls []*call[K, V])
 }
 
 // group runs at most one load per key at a time. Every caller waits on its
@@ -69,12 +71,17 @@ type group[K comparable, V any] struct {
 	keepAbandoned bool                // a started load nobody waits for runs on (cache mode)
 	maxBatch      int                 // most keys in one batch fetch; 0: no limit
 	window        time.Duration       // > 0: single-key loads are micro-batched
+	inline        bool                // Config.InlineFetch: a Get that cannot be cancelled runs its load itself
+	// closing is cancelled, with cause ErrClosed, by close: the fetch
+	// context of a load run inline ends with it.
+	closing context.Context
+	stop    context.CancelCauseFunc
 
-	mu      sync.Mutex            // guards calls, running, closed and every call's waiters and started
-	calls   map[K]*call[V]        // the load that new Gets of a key join
-	running map[*call[V]]struct{} // every load not yet finished, joinable or not
-	closed  bool                  // no load may start
-	pending *batch[K, V]          // the micro-batch collecting loads now
+	mu      sync.Mutex               // guards calls, running, closed and every call's waiters and started
+	calls   map[K]*call[K, V]        // the load that new Gets of a key join
+	running map[*call[K, V]]struct{} // every load not yet finished, joinable or not
+	closed  bool                     // no load may start
+	pending *batch[K, V]             // the micro-batch collecting loads now
 
 	wg sync.WaitGroup // counts load goroutines, for close
 }
@@ -87,8 +94,10 @@ func (g *group[K, V]) init(hooks loadHooks[K, V], st *counters, cfg Config) {
 		g.sem = semaphore.NewWeighted(int64(cfg.MaxConcurrentFetches))
 	}
 	g.maxBatch, g.window = cfg.MaxBatchSize, cfg.BatchWindow
-	g.calls = make(map[K]*call[V])
-	g.running = make(map[*call[V]]struct{})
+	g.inline = cfg.InlineFetch && cfg.BatchWindow == 0
+	g.closing, g.stop = context.WithCancelCause(context.Background())
+	g.calls = make(map[K]*call[K, V])
+	g.running = make(map[*call[K, V]]struct{})
 }
 
 // do joins the load of key or starts one, and waits for it on ctx. It
@@ -112,6 +121,9 @@ func (g *group[K, V]) do(ctx context.Context, key K) (V, error) {
 		g.mu.Unlock()
 		return g.hooks.hit(ctx, key, res)
 	}
+	if g.inline && ctx.Done() == nil {
+		return g.doInlineLocked(ctx, key)
+	}
 	if g.window > 0 {
 		c = g.joinMicroBatchLocked(ctx, key)
 	} else {
@@ -124,10 +136,64 @@ func (g *group[K, V]) do(ctx context.Context, key K) (V, error) {
 	return g.wait(ctx, key, c)
 }
 
+// doInlineLocked runs a load of key on the calling goroutine, as
+// x/sync/singleflight's Do does, for a Get whose ctx can never end
+// (ctx.Done() == nil): such a Get could not leave the load early anyway, so
+// a goroutine of its own would only cost time. Other Gets join the load
+// as usual and wait on their own contexts. The fetch's context keeps ctx's
+// values and ends on Close (and at FetchTimeout). A panic is returned as a
+// *PanicError; a fetch calling runtime.Goexit ends this goroutine, as it
+// asks, after releasing the other waiters with ErrGoexit. g.mu must be
+// held; doInlineLocked releases it.
+func (g *group[K, V]) doInlineLocked(ctx context.Context, key K) (V, error) {
+	c := &call[K, V]{done: make(chan struct{}), inline: true}
+	c.token = g.hooks.begin(key)
+	g.calls[key] = c // not in g.running: close cancels g.closing instead
+	g.st.inFlight.Add(1)
+	c.waiters = 1
+	c.started = g.sem == nil // with a slot to wait for, slotAndFetch sets it
+	c.cancel = noCancel      // Close cancels g.closing instead
+	values := ctx
+	if ctx != context.Background() && ctx != context.TODO() {
+		values = context.WithoutCancel(ctx) // hides any cancelable parent from context.Cause
+	}
+	c.inlineCtx = loadContext{Context: g.closing, values: values, slot: &c.entryTTL}
+	g.st.misses.Add(1)
+	g.st.loads.Add(1)
+	g.wg.Add(1)
+	g.mu.Unlock()
+	g.run(&c.inlineCtx, key, c)
+	return c.val, c.err
+}
+
+// noCancel is the cancel func of a load run inline.
+func noCancel(error) {}
+
+// loadContext is the fetch context of a load run inline: the values of
+// the Get's context and the load's TTL slot (SetTTL), the cancellation of
+// the group's closing context (the embedded Context).
+type loadContext struct {
+	context.Context
+	values context.Context
+	slot   *ttlSlot
+}
+
+// Value returns the load's TTL slot, the Get context's values, then the
+// closing context's (which is how context.Cause finds ErrClosed).
+func (c *loadContext) Value(key any) any {
+	if _, ok := key.(ttlSlotKey); ok {
+		return c.slot
+	}
+	if v := c.values.Value(key); v != nil {
+		return v
+	}
+	return c.Context.Value(key)
+}
+
 // background starts a load of key that no Get waits for (a refresh), unless
 // a load of key is running already or the group is closed. It returns the
 // channel closed when the running or started load ends (nil when closed).
-func (g *group[K, V]) background(ctx context.Context, key K, refreshOf *entry[V]) (done <-chan struct{}, started bool) {
+func (g *group[K, V]) background(ctx context.Context, key K, refreshOf *entry[K, V]) (done <-chan struct{}, started bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
@@ -141,7 +207,7 @@ func (g *group[K, V]) background(ctx context.Context, key K, refreshOf *entry[V]
 
 // startLocked starts a load of key in its own goroutine and makes it the
 // one new Gets join. g.mu must be held and g open.
-func (g *group[K, V]) startLocked(ctx context.Context, key K, background bool, refreshOf *entry[V]) *call[V] {
+func (g *group[K, V]) startLocked(ctx context.Context, key K, background bool, refreshOf *entry[K, V]) *call[K, V] {
 	c := g.newCallLocked(key)
 	c.background, c.refreshOf = background, refreshOf
 	fctx, cancel := context.WithCancelCause(context.WithValue(context.WithoutCancel(ctx), ttlSlotKey{}, &c.entryTTL))
@@ -153,8 +219,8 @@ func (g *group[K, V]) startLocked(ctx context.Context, key K, background bool, r
 
 // newCallLocked registers a new load of key; the caller sets its cancel
 // func and runs it. g.mu must be held and g open.
-func (g *group[K, V]) newCallLocked(key K) *call[V] {
-	c := &call[V]{done: make(chan struct{})}
+func (g *group[K, V]) newCallLocked(key K) *call[K, V] {
+	c := &call[K, V]{done: make(chan struct{})}
 	c.token = g.hooks.begin(key)
 	g.calls[key] = c
 	g.running[c] = struct{}{}
@@ -163,7 +229,7 @@ func (g *group[K, V]) newCallLocked(key K) *call[V] {
 }
 
 // wait returns c's result, or ctx.Err() as soon as ctx ends.
-func (g *group[K, V]) wait(ctx context.Context, key K, c *call[V]) (V, error) {
+func (g *group[K, V]) wait(ctx context.Context, key K, c *call[K, V]) (V, error) {
 	select {
 	case <-c.done:
 		return c.val, c.err
@@ -184,7 +250,7 @@ func (g *group[K, V]) wait(ctx context.Context, key K, c *call[V]) (V, error) {
 // and forgotten, so that the next Get starts afresh, unless it is still the
 // load that new Gets join and its result will be stored: a refresh, or a
 // load in cache mode that has started (not waiting for a slot).
-func (g *group[K, V]) leave(key K, c *call[V]) {
+func (g *group[K, V]) leave(key K, c *call[K, V]) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	c.waiters--
@@ -231,6 +297,7 @@ func (g *group[K, V]) forgetAll() {
 func (g *group[K, V]) close() {
 	g.mu.Lock()
 	g.closed = true
+	g.stop(ErrClosed)
 	for c := range g.running {
 		c.cancel(ErrClosed)
 	}
@@ -242,7 +309,7 @@ func (g *group[K, V]) close() {
 // run is the goroutine of one load. Whatever the fetch does (return, panic,
 // runtime.Goexit), run records an outcome, releases every waiter and frees
 // the key.
-func (g *group[K, V]) run(ctx context.Context, key K, c *call[V]) {
+func (g *group[K, V]) run(ctx context.Context, key K, c *call[K, V]) {
 	defer g.wg.Done()
 	if g.timeout > 0 {
 		var cancel context.CancelFunc
@@ -279,7 +346,7 @@ func catchPanic(f func()) (err error) {
 }
 
 // slotAndFetch waits for a fetch slot, then runs the fetch.
-func (g *group[K, V]) slotAndFetch(ctx context.Context, key K, c *call[V]) (V, error, time.Duration) {
+func (g *group[K, V]) slotAndFetch(ctx context.Context, key K, c *call[K, V]) (V, error, time.Duration) {
 	if g.sem != nil {
 		if err := g.sem.Acquire(ctx, 1); err != nil {
 			var zero V
@@ -291,16 +358,18 @@ func (g *group[K, V]) slotAndFetch(ctx context.Context, key K, c *call[V]) (V, e
 		var zero V
 		return zero, err, -1
 	}
-	g.mu.Lock()
-	c.started = true
-	g.mu.Unlock()
+	if !c.started { // set at creation for an inline load that needs no slot
+		g.mu.Lock()
+		c.started = true
+		g.mu.Unlock()
+	}
 	return g.hooks.fetch(ctx, key, c)
 }
 
 // finish hands c's result to the Loader, frees the key unless a newer load
 // holds it, and releases the waiters. ctx is the load's context: an error
 // caused by Close says so.
-func (g *group[K, V]) finish(ctx context.Context, key K, c *call[V]) {
+func (g *group[K, V]) finish(ctx context.Context, key K, c *call[K, V]) {
 	if c.err != nil && errors.Is(context.Cause(ctx), ErrClosed) {
 		c.err = fmt.Errorf("%w: the load was interrupted: %w", ErrClosed, c.err)
 	}
@@ -315,7 +384,9 @@ func (g *group[K, V]) finish(ctx context.Context, key K, c *call[V]) {
 	if g.calls[key] == c {
 		delete(g.calls, key)
 	}
-	delete(g.running, c)
+	if !c.inline {
+		delete(g.running, c)
+	}
 	g.mu.Unlock()
 	g.st.inFlight.Add(-1)
 	c.cancel(nil)

@@ -40,7 +40,8 @@ type Loader[K comparable, V any] struct {
 	notFound func(error) bool // nil: ErrNotFound only
 	rand     func() float64
 
-	cache  *cache[K, V] // nil in flight mode
+	cache  store[K, V]       // nil in flight mode
+	sieve  *sieveCache[K, V] // cache, when it is one: called directly on the hit path
 	flight group[K, V]
 
 	batchFn BatchFunc[K, V] // nil: no batch fetch
@@ -111,7 +112,8 @@ func New[K comparable, V any](fetch FetchFunc[K, V], cfg Config, opts ...Option[
 		return nil, invalidf("BatchWindow needs a batch fetch (WithBatch)")
 	}
 	if cfg.Mode == ModeCache {
-		l.cache = newCache[K, V](cfg.MaxEntries, cfg.Policy)
+		l.cache = newStore[K, V](cfg.Policy, cfg.MaxEntries)
+		l.sieve, _ = l.cache.(*sieveCache[K, V])
 	}
 	l.flight.init(l, &l.st, cfg)
 	if l.remote != nil {
@@ -141,9 +143,15 @@ func (l *Loader[K, V]) Get(ctx context.Context, key K) (V, error) {
 		if l.beta > 0 { // XFetch: β·(−ln u), u uniform in (0, 1]
 			early = l.beta * -math.Log(1-l.rand())
 		} else {
-			v, fresh, held := l.cache.getFresh(key, now)
+			var v V
+			var fresh, held bool
+			if l.sieve != nil { // no interface call on the hit path
+				v, fresh, held = l.sieve.getFresh(key, now)
+			} else {
+				v, fresh, held = l.cache.getFresh(key, now)
+			}
 			if fresh {
-				l.st.hits.Add(1)
+				l.st.hit()
 				return v, nil
 			}
 			if !held {
@@ -159,8 +167,8 @@ func (l *Loader[K, V]) Get(ctx context.Context, key K) (V, error) {
 
 // hit counts a Get answered from the cache and starts the refresh it asks
 // for. It implements loadHooks too, for a hit found inside the flight.
-func (l *Loader[K, V]) hit(ctx context.Context, key K, res lookup[V]) (V, error) {
-	l.st.hits.Add(1)
+func (l *Loader[K, V]) hit(ctx context.Context, key K, res lookup[K, V]) (V, error) {
+	l.st.hit()
 	if res.stale {
 		l.st.staleHits.Add(1)
 	}
@@ -177,7 +185,7 @@ func (l *Loader[K, V]) hit(ctx context.Context, key K, res lookup[V]) (V, error)
 
 // startRefresh starts a background refresh of key, replacing e, unless a
 // load of key is running already.
-func (l *Loader[K, V]) startRefresh(ctx context.Context, key K, e *entry[V]) {
+func (l *Loader[K, V]) startRefresh(ctx context.Context, key K, e *entry[K, V]) {
 	if _, started := l.flight.background(ctx, key, e); started {
 		l.st.refreshes.Add(1)
 		return
@@ -227,9 +235,9 @@ func (l *Loader[K, V]) Set(key K, value V) {
 	if l.ttl == 0 {
 		expires = never
 	}
-	e := &entry[V]{value: value, expires: expires, staleUntil: addSat(expires, l.staleTTL)}
-	if l.cache.set(key, e) {
-		l.st.evictions.Add(1)
+	e := newEntry(key, value, nil, expires, addSat(expires, l.staleTTL), 0)
+	if n := l.cache.set(key, e); n > 0 {
+		l.st.evictions.Add(uint64(n))
 	}
 }
 
@@ -267,7 +275,7 @@ func (l *Loader[K, V]) Len() int {
 	if l.cache == nil {
 		return 0
 	}
-	return int(l.cache.len.Load())
+	return l.cache.size()
 }
 
 // Stats returns a snapshot of the Loader's counters. It takes no lock.
@@ -334,9 +342,9 @@ func (l *Loader[K, V]) isNotFound(err error) bool {
 }
 
 // recheck implements loadHooks.
-func (l *Loader[K, V]) recheck(key K) lookup[V] {
+func (l *Loader[K, V]) recheck(key K) lookup[K, V] {
 	if l.cache == nil {
-		return lookup[V]{}
+		return lookup[K, V]{}
 	}
 	return l.cache.get(key, l.now(), 0)
 }
@@ -351,7 +359,7 @@ func (l *Loader[K, V]) begin(key K) uint64 {
 
 // fetch implements loadHooks: it asks the shared tier when there is one,
 // and otherwise runs the user's fetch.
-func (l *Loader[K, V]) fetch(ctx context.Context, key K, c *call[V]) (V, error, time.Duration) {
+func (l *Loader[K, V]) fetch(ctx context.Context, key K, c *call[K, V]) (V, error, time.Duration) {
 	if l.remote != nil {
 		return l.fetchShared(ctx, key, c)
 	}
@@ -368,7 +376,7 @@ func (l *Loader[K, V]) timedFetch(ctx context.Context, key K) (V, error, time.Du
 // done implements loadHooks: it counts the finished load and, in cache
 // mode, applies its result (store, drop, or keep the old entry) unless a
 // write to key came after the load began.
-func (l *Loader[K, V]) done(key K, c *call[V]) {
+func (l *Loader[K, V]) done(key K, c *call[K, V]) {
 	notFound := c.err != nil && !c.abnormal && !c.batchFailed && l.isNotFound(c.err)
 	failed := c.err != nil && !notFound
 	switch {
@@ -391,9 +399,9 @@ func (l *Loader[K, V]) done(key K, c *call[V]) {
 		return
 	}
 	now := l.now()
-	e, drop := l.outcome(c, notFound, now)
-	if l.cache.finish(key, c.token, e, drop) {
-		l.st.evictions.Add(1)
+	e, drop := l.outcome(key, c, notFound, now)
+	if n := l.cache.finish(key, c.token, e, drop); n > 0 {
+		l.st.evictions.Add(uint64(n))
 	}
 	if c.background && failed {
 		attrs := []any{"loader", l.name, "error", c.err}
@@ -408,7 +416,7 @@ func (l *Loader[K, V]) done(key K, c *call[V]) {
 // set when the key's entry must go (a zero TTL chosen by the fetch, or a
 // not-found that is not cached), or nil alone when the entry stays as it is
 // (errors, which are never cached).
-func (l *Loader[K, V]) outcome(c *call[V], notFound bool, now int64) (e *entry[V], drop bool) {
+func (l *Loader[K, V]) outcome(key K, c *call[K, V], notFound bool, now int64) (e *entry[K, V], drop bool) {
 	if c.err != nil && !notFound {
 		return nil, false
 	}
@@ -431,17 +439,20 @@ func (l *Loader[K, V]) outcome(c *call[V], notFound bool, now int64) (e *entry[V
 	if ttl > 0 {
 		expires = addSat(now, ttl)
 	}
-	e = &entry[V]{expires: expires, staleUntil: addSat(expires, stale), took: max(c.took, 0)}
+	staleUntil := addSat(expires, stale)
 	if c.maxLife > 0 { // a local copy is never fresh longer than the shared one
-		e.expires = min(e.expires, addSat(now, c.maxLife))
-		e.staleUntil = min(e.staleUntil, addSat(e.expires, stale))
+		expires = min(expires, addSat(now, c.maxLife))
+		staleUntil = min(staleUntil, addSat(expires, stale))
+	}
+	var took time.Duration
+	if l.beta > 0 { // only early refresh needs it
+		took = max(c.took, 0)
 	}
 	if notFound {
-		e.err = c.err
-	} else {
-		e.value = c.val
+		var zero V
+		return newEntry(key, zero, c.err, expires, staleUntil, took), false
 	}
-	return e, false
+	return newEntry(key, c.val, nil, expires, staleUntil, took), false
 }
 
 // log reports through Config.Logger. A panicking handler is contained: a

@@ -448,7 +448,7 @@ func TestLRUEvictionOrder(t *testing.T) {
 	l := mustNew(t, func(ctx context.Context, key string) (string, error) {
 		calls.Add(1)
 		return key, nil
-	}, flightcache.Config{Mode: flightcache.ModeCache, MaxEntries: 2})
+	}, flightcache.Config{Mode: flightcache.ModeCache, MaxEntries: 2, Policy: flightcache.PolicyLRU})
 	get := func(k string) {
 		t.Helper()
 		v, err := l.Get(context.Background(), k)

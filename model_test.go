@@ -21,8 +21,9 @@ package flightcache_test
 //     refresh backoff after failures (1s, 2s, 4s, ... 5m), durations up to
 //     math.MaxInt64 (saturation), boundaries hit to the nanosecond;
 //   - MaxEntries from 1 to 8, far below the size at which a cache may be
-//     split into shards, so the LRU is one exact LRU: eviction order is
-//     compared through Len and through which later Gets fetch.
+//     split into shards, so the cache is one exact LRU or one exact SIEVE
+//     queue (the policy alternates by seed): eviction order is compared
+//     through Len and through which later Gets fetch.
 //
 // After every step the test compares the values and errors returned (the
 // errors.Is class, and the exact text where the model knows it), the
@@ -210,38 +211,76 @@ type model struct {
 	ttl, stale, negTTL time.Duration
 	now                int64 // nanoseconds since the Loader was made
 	entries            map[string]*modelEntry
-	lru                []string // least recently used first
+	sieve              bool            // PolicySieve; else PolicyLRU
+	order              []string        // LRU: least recently used first; SIEVE: oldest first
+	visited            map[string]bool // SIEVE: read since the hand passed
+	hand               int             // SIEVE: index in order of the hand; -1: none (start at the oldest)
 	closed             bool
 	st                 modelCounters
 	fetches, batches   int // for the report
 }
 
+// touch marks key used: LRU moves it to the most recently used end, SIEVE
+// sets its visited bit.
 func (m *model) touch(key string) {
-	m.lru = slices.DeleteFunc(m.lru, func(k string) bool { return k == key })
-	m.lru = append(m.lru, key)
+	if m.sieve {
+		m.visited[key] = true
+		return
+	}
+	m.order = slices.DeleteFunc(m.order, func(k string) bool { return k == key })
+	m.order = append(m.order, key)
 }
 
 func (m *model) drop(key string) {
 	delete(m.entries, key)
-	m.lru = slices.DeleteFunc(m.lru, func(k string) bool { return k == key })
+	delete(m.visited, key)
+	j := slices.Index(m.order, key)
+	if j < 0 {
+		return
+	}
+	m.order = slices.Delete(m.order, j, j+1)
+	if m.sieve && j < m.hand {
+		m.hand--
+	}
+	if m.hand >= len(m.order) { // the hand was on the newest entry
+		m.hand = -1
+	}
 }
 
-// store puts e in the cache as the most recently used entry, evicting the
-// least recently used one when the cache is over MaxEntries.
+// clearAll empties the cache (InvalidateAll, Close).
+func (m *model) clearAll() {
+	clear(m.entries)
+	clear(m.visited)
+	m.order, m.hand = nil, -1
+}
+
+// store puts e in the cache: in place of key's entry, marked used; or as
+// the newest entry, after evicting one when the cache is full (LRU: the
+// least recently used; SIEVE: the hand, from where it stopped toward the
+// newest, clears visited bits and takes the first entry without one).
 func (m *model) store(key string, e *modelEntry) {
 	if _, ok := m.entries[key]; ok {
 		m.entries[key] = e
 		m.touch(key)
 		return
 	}
-	m.entries[key] = e
-	m.lru = append(m.lru, key)
-	if len(m.lru) > m.max {
-		oldest := m.lru[0]
-		m.lru = m.lru[1:]
-		delete(m.entries, oldest)
+	if len(m.order) >= m.max {
+		victim := m.order[0]
+		if m.sieve {
+			i := max(m.hand, 0)
+			for m.visited[m.order[i]] {
+				m.visited[m.order[i]] = false
+				if i++; i == len(m.order) {
+					i = 0
+				}
+			}
+			victim, m.hand = m.order[i], i
+		}
+		m.drop(victim)
 		m.st.Evictions++
 	}
+	m.entries[key] = e
+	m.order = append(m.order, key)
 }
 
 // lookup is the cache read of a Get: the entry while it is served (fresh,
@@ -690,7 +729,7 @@ func (r *modelRun) checkLog(op string, got, want []string) {
 func (r *modelRun) checkState() {
 	r.t.Helper()
 	if got, want := r.l.Len(), len(r.m.entries); got != want {
-		r.fail("Len() = %d, the model holds %d: %q", got, want, r.m.lru)
+		r.fail("Len() = %d, the model holds %d: %q", got, want, r.m.order)
 	}
 	s := r.l.Stats()
 	got := modelCounters{
@@ -804,8 +843,7 @@ func (r *modelRun) stepOnce(ops map[string]int) {
 		r.trace = append(r.trace, fmt.Sprintf("%d: InvalidateAll", r.step))
 		ops["InvalidateAll"]++
 		if r.m.cache {
-			clear(r.m.entries)
-			r.m.lru = nil
+			r.m.clearAll()
 		}
 		r.l.InvalidateAll()
 		r.checkLog("InvalidateAll", r.settle(), nil)
@@ -840,7 +878,8 @@ type modelTotals struct {
 func runModel(t *testing.T, seed uint64, steps int, totals *modelTotals) {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	r := &modelRun{t: t, seed: seed, rng: rng, clock: relNewClock(), plans: map[string]fetchPlan{}}
-	m := &model{cache: rng.IntN(8) != 0, max: 1 + rng.IntN(8), entries: map[string]*modelEntry{}}
+	m := &model{cache: rng.IntN(8) != 0, max: 1 + rng.IntN(8), entries: map[string]*modelEntry{},
+		sieve: seed%2 == 0, visited: map[string]bool{}, hand: -1}
 	r.m = m
 	m.ttl = r.pick(0, 1, 2, 10, time.Second, 10*time.Second, time.Minute, math.MaxInt64)
 	m.stale = r.pick(0, 0, 1, 3, time.Second, 5*time.Second, time.Hour, math.MaxInt64)
@@ -852,7 +891,10 @@ func runModel(t *testing.T, seed uint64, steps int, totals *modelTotals) {
 	if m.cache {
 		cfg.Mode = flightcache.ModeCache
 	}
-	r.cfg = fmt.Sprintf("Mode %v, MaxEntries %d, TTL %v, StaleTTL %v, NegativeTTL %v", cfg.Mode, cfg.MaxEntries, cfg.TTL, cfg.StaleTTL, cfg.NegativeTTL)
+	if !m.sieve {
+		cfg.Policy = flightcache.PolicyLRU
+	}
+	r.cfg = fmt.Sprintf("Mode %v, Policy %v, MaxEntries %d, TTL %v, StaleTTL %v, NegativeTTL %v", cfg.Mode, cfg.Policy, cfg.MaxEntries, cfg.TTL, cfg.StaleTTL, cfg.NegativeTTL)
 	for i := range m.max + 1 + rng.IntN(5) {
 		r.keys = append(r.keys, fmt.Sprintf("k%d", i))
 	}
@@ -875,8 +917,7 @@ func runModel(t *testing.T, seed uint64, steps int, totals *modelTotals) {
 		r.fail("Close: %v", err)
 	}
 	m.closed = true
-	clear(m.entries)
-	m.lru = nil
+	m.clearAll()
 	r.checkState()
 	for range 10 {
 		r.stepOnce(ops)

@@ -9,13 +9,23 @@ import (
 )
 
 // Policy selects how cache mode chooses the entry to evict. The zero value
-// is PolicyLRU. Like Mode, a Policy reads and writes itself as text ("lru",
-// "2q").
+// is PolicySieve. Like Mode, a Policy reads and writes itself as text
+// ("sieve", "lru", "2q").
 type Policy uint8
 
 const (
-	// PolicyLRU evicts the least recently used entry (an exact LRU).
-	PolicyLRU Policy = iota
+	// PolicySieve, the default, is SIEVE: a hit only marks its entry as
+	// visited (no reordering, no lock), and eviction takes the oldest entry
+	// not visited since the eviction hand last passed it. Entries read only
+	// once leave first, so on skewed workloads it keeps more hits than LRU
+	// for the same MaxEntries (bench/: 0.671 against LRU's 0.604 on a
+	// Zipf(1.01) trace). Caches of at least 2048 entries are split into
+	// shards by key hash, each with its own SIEVE queue.
+	PolicySieve Policy = iota
+	// PolicyLRU evicts the least recently used entry: an exact LRU from
+	// golang-lru/v2 under one lock, which every hit takes to move its
+	// entry to the front.
+	PolicyLRU
 	// Policy2Q is golang-lru/v2's 2Q: keys seen once wait in a small
 	// "recent" queue and only keys used again enter the main LRU, so a scan
 	// of one-off keys does not flush the hot set. On skewed workloads it
@@ -23,9 +33,11 @@ const (
 	Policy2Q
 )
 
-// String returns "lru", "2q", or "Policy(N)".
+// String returns "sieve", "lru", "2q", or "Policy(N)".
 func (p Policy) String() string {
 	switch p {
+	case PolicySieve:
+		return "sieve"
 	case PolicyLRU:
 		return "lru"
 	case Policy2Q:
@@ -37,22 +49,25 @@ func (p Policy) String() string {
 // MarshalText implements encoding.TextMarshaler; it fails for an unknown
 // Policy.
 func (p Policy) MarshalText() ([]byte, error) {
-	if p != PolicyLRU && p != Policy2Q {
+	if p > Policy2Q {
 		return nil, fmt.Errorf("flightcache: cannot marshal unknown %v", p)
 	}
 	return []byte(p.String()), nil
 }
 
-// UnmarshalText implements encoding.TextUnmarshaler: "lru" (or empty) and
-// "2q", in any letter case; anything else is an error naming the text.
+// UnmarshalText implements encoding.TextUnmarshaler: "sieve" (or empty),
+// "lru" and "2q", in any letter case; anything else is an error naming the
+// text.
 func (p *Policy) UnmarshalText(text []byte) error {
 	switch strings.ToLower(strings.TrimSpace(string(text))) {
-	case "", "lru":
+	case "", "sieve":
+		*p = PolicySieve
+	case "lru":
 		*p = PolicyLRU
 	case "2q":
 		*p = Policy2Q
 	default:
-		return fmt.Errorf("flightcache: unknown policy %q (want \"lru\" or \"2q\")", text)
+		return fmt.Errorf("flightcache: unknown policy %q (want \"sieve\", \"lru\" or \"2q\")", text)
 	}
 	return nil
 }

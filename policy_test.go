@@ -58,7 +58,7 @@ func TestPolicy2QResistsScans(t *testing.T) {
 }
 
 func TestPolicyText(t *testing.T) {
-	for _, p := range []flightcache.Policy{flightcache.PolicyLRU, flightcache.Policy2Q} {
+	for _, p := range []flightcache.Policy{flightcache.PolicySieve, flightcache.PolicyLRU, flightcache.Policy2Q} {
 		b, err := p.MarshalText()
 		require.NoError(t, err)
 		var back flightcache.Policy

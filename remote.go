@@ -121,7 +121,7 @@ func (l *Loader[K, V]) initRemote(cfg Config) error {
 // instance that holds it, up to the lease timeout, then fetches itself. Any
 // failure of the shared tier skips its remaining steps for this load, so it
 // adds at most one Remote timeout to it.
-func (l *Loader[K, V]) fetchShared(ctx context.Context, key K, c *call[V]) (V, error, time.Duration) {
+func (l *Loader[K, V]) fetchShared(ctx context.Context, key K, c *call[K, V]) (V, error, time.Duration) {
 	rctx := ctx // the look-up, lease and re-check share RemoteTimeout
 	if l.remoteBudget > 0 {
 		var cancel context.CancelFunc
@@ -198,7 +198,7 @@ func (l *Loader[K, V]) fetchShared(ctx context.Context, key K, c *call[V]) (V, e
 
 // fromShared answers a load from a shared-tier record; the local copy will
 // end no later than the shared one.
-func (l *Loader[K, V]) fromShared(c *call[V], rec RemoteRecord[V]) (V, error, time.Duration) {
+func (l *Loader[K, V]) fromShared(c *call[K, V], rec RemoteRecord[V]) (V, error, time.Duration) {
 	l.st.remoteHits.Add(1)
 	c.maxLife = max(rec.TTL, 1)
 	if rec.NotFound {
@@ -214,7 +214,7 @@ func (l *Loader[K, V]) fromShared(c *call[V], rec RemoteRecord[V]) (V, error, ti
 // lease, if any, to be released, in that order, so the instances waiting in
 // Await find the record. The writes run after the load's own callers have
 // their result (call.after), so a slow shared tier does not delay them.
-func (l *Loader[K, V]) storeShared(ctx context.Context, key K, c *call[V], v V, err error, release func()) {
+func (l *Loader[K, V]) storeShared(ctx context.Context, key K, c *call[K, V], v V, err error, release func()) {
 	rec := RemoteRecord[V]{Value: v, TTL: l.remoteTTL}
 	store := true
 	if err != nil {

@@ -3,6 +3,7 @@ package flightcache
 import (
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Stats is a snapshot of a Loader's counters, taken by Loader.Stats. The
@@ -118,15 +119,16 @@ func (Histogram) Bounds() [len(loadBounds)]time.Duration { return loadBounds }
 // counters holds a Loader's statistics as atomics, so that no path takes a
 // lock to count.
 type counters struct {
-	hits, misses, shared, loads atomic.Uint64
-	loadErrors, panics          atomic.Uint64
-	abandoned, evictions        atomic.Uint64
-	staleHits, negativeHits     atomic.Uint64
-	refreshes, refreshErrors    atomic.Uint64
-	remoteHits, remoteMisses    atomic.Uint64
-	remoteErrors, leaseWaits    atomic.Uint64
-	invSent, invReceived        atomic.Uint64
-	inFlight                    atomic.Int64
+	hits                     [hitStripes]paddedCounter // see hit
+	misses, shared, loads    atomic.Uint64
+	loadErrors, panics       atomic.Uint64
+	abandoned, evictions     atomic.Uint64
+	staleHits, negativeHits  atomic.Uint64
+	refreshes, refreshErrors atomic.Uint64
+	remoteHits, remoteMisses atomic.Uint64
+	remoteErrors, leaseWaits atomic.Uint64
+	invSent, invReceived     atomic.Uint64
+	inFlight                 atomic.Int64
 
 	durSum atomic.Int64
 
@@ -134,6 +136,38 @@ type counters struct {
 	batchSum   atomic.Uint64
 	batchHist  [len(batchBounds) + 1]atomic.Uint64
 	durHist    [len(loadBounds) + 1]atomic.Uint64
+}
+
+// hitStripes is the number of cells the hit counter is spread over.
+const hitStripes = 1 << hitStripeBits
+
+// hitStripeBits is log2(hitStripes).
+const hitStripeBits = 4
+
+// paddedCounter is a counter alone on its cache line.
+type paddedCounter struct {
+	n atomic.Uint64
+	_ [56]byte
+}
+
+// hit counts one hit in a cell chosen by the calling goroutine's stack
+// address: a goroutine keeps counting in the same cell, so goroutines
+// running on different Ps rarely write the same cache line (a cell chosen
+// at random, or by key, would move between the cores' caches on about
+// every other hit).
+func (c *counters) hit() {
+	var probe byte
+	sp := uint64(uintptr(unsafe.Pointer(&probe))) >> 10 // stacks are at least 2 KiB apart
+	c.hits[(sp*0x9E3779B97F4A7C15)>>(64-hitStripeBits)].n.Add(1)
+}
+
+// hitCount returns the sum of the hit counter's cells.
+func (c *counters) hitCount() uint64 {
+	var n uint64
+	for i := range c.hits {
+		n += c.hits[i].n.Load()
+	}
+	return n
 }
 
 // observe records one fetch duration.
@@ -160,7 +194,7 @@ func (c *counters) observeBatch(n int) {
 // relative to each other while Gets run; at rest they agree exactly.
 func (c *counters) snapshot() Stats {
 	s := Stats{
-		Hits:                  c.hits.Load(),
+		Hits:                  c.hitCount(),
 		Misses:                c.misses.Load(),
 		Shared:                c.shared.Load(),
 		Loads:                 c.loads.Load(),

@@ -18,7 +18,7 @@ func (a *flightcacheAdapter) Get(ctx context.Context, key string) (string, error
 func (a *flightcacheAdapter) Close() { _ = a.l.Close() }
 
 func newFlightcacheFlight(s Setup) (Cache, error) {
-	l, err := flightcache.New(s.Fetch, flightcache.Config{Name: "bench"})
+	l, err := flightcache.New(s.Fetch, flightcache.Config{Name: "bench", InlineFetch: true})
 	if err != nil {
 		return nil, err
 	}
@@ -27,11 +27,12 @@ func newFlightcacheFlight(s Setup) (Cache, error) {
 
 func newFlightcacheCache(s Setup) (Cache, error) {
 	l, err := flightcache.New(s.Fetch, flightcache.Config{
-		Name:       "bench",
-		Mode:       flightcache.ModeCache,
-		MaxEntries: s.Capacity,
-		TTL:        s.TTL,
-		StaleTTL:   s.StaleTTL,
+		Name:        "bench",
+		Mode:        flightcache.ModeCache,
+		MaxEntries:  s.Capacity,
+		TTL:         s.TTL,
+		StaleTTL:    s.StaleTTL,
+		InlineFetch: true,
 	})
 	if err != nil {
 		return nil, err
