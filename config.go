@@ -19,8 +19,8 @@ const (
 	// ModeFlight shares one fetch among concurrent Gets of a key and keeps
 	// nothing once it returns: the next Get fetches again.
 	ModeFlight Mode = iota
-	// ModeCache is ModeFlight plus an LRU of at most Config.MaxEntries
-	// results, each kept for Config.TTL.
+	// ModeCache is ModeFlight plus a cache of at most Config.MaxEntries
+	// results (evicted as Config.Policy says), each kept for Config.TTL.
 	ModeCache
 )
 

@@ -9,8 +9,9 @@
 //     nothing is kept once it returns, so the next Get fetches again. This
 //     is what golang.org/x/sync/singleflight does, with every caller waiting
 //     on its own context and panics turned into errors.
-//   - In cache mode ([ModeCache]), results are also kept in an LRU (or 2Q,
-//     [Config.Policy]) of at most [Config.MaxEntries] entries, with TTL
+//   - In cache mode ([ModeCache]), results are also kept in a bounded
+//     cache of at most [Config.MaxEntries] entries ([Config.Policy]: SIEVE
+//     by default, whose hits take no lock; an exact LRU; or 2Q), with TTL
 //     tiers: fresh for [Config.TTL], then served stale for
 //     [Config.StaleTTL] while one background refresh runs, and not-found
 //     answers ([ErrNotFound]) kept for [Config.NegativeTTL]. A fetch can
@@ -26,6 +27,10 @@
 // batches. [WithRemote] adds a tier shared by every instance of a service
 // (the redistier module implements it on Redis): one fetch per key for the
 // whole fleet, and fleet-wide invalidation.
+//
+// [Config.InlineFetch] runs a load on the goroutine of the Get that starts
+// it when that Get's context cannot be cancelled, as singleflight's Do
+// does, saving a goroutine per miss.
 //
 // [Loader.Stats] returns counters (hits, misses, shared, loads, ...), and a
 // [Collector] exports them to Prometheus from a registry of your own.

@@ -19,8 +19,8 @@ import (
 type FetchFunc[K comparable, V any] func(ctx context.Context, key K) (V, error)
 
 // Loader wraps a FetchFunc so that concurrent Gets of one key share one
-// fetch (flight mode) and, in cache mode, results are kept in a bounded LRU
-// with TTL tiers (fresh, stale, negative). Create one with New; the zero
+// fetch (flight mode) and, in cache mode, results are kept in a bounded
+// cache (SIEVE, LRU or 2Q) with TTL tiers (fresh, stale, negative). Create one with New; the zero
 // Loader is not usable. A Loader is safe for concurrent use by any number of
 // goroutines.
 //

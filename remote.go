@@ -11,7 +11,7 @@ import (
 
 // Remote is a tier shared by every instance of a service, such as Redis
 // (see the redistier module), consulted between the local cache and the
-// fetch: local LRU → Remote → fetch. It also lets one instance of the fleet
+// fetch: local cache → Remote → fetch. It also lets one instance of the fleet
 // fetch a key while the others wait for its result (leases), and carries
 // invalidations to every instance. A Loader uses one through WithRemote.
 //

@@ -117,13 +117,13 @@ var errNotLoaded = errors.New("bench: the library returned no value (its loader 
 // its library.
 var libraries = []Library{
 	{Name: "flightcache-flight", Kind: Flight, Flightcache: true, New: newFlightcacheFlight,
-		Note: "`Config{}` (flight mode)"},
+		Note: "`Config{InlineFetch: true}` (flight mode; a Get with a non-cancelable ctx runs the load itself)"},
 	{Name: "flightcache", Kind: Cached, Flightcache: true, New: newFlightcacheCache,
-		Note: "`ModeCache`, `MaxEntries`, `TTL`"},
+		Note: "`ModeCache`, `MaxEntries`, `TTL`, `InlineFetch` (default policy: SIEVE)"},
 	{Name: "flightcache-2q", Kind: Cached, Flightcache: true, New: newFlightcache2Q,
-		Note: "`ModeCache` with `Policy: Policy2Q`"},
+		Note: "`ModeCache` with `Policy: Policy2Q` (no `InlineFetch`: every load in its own goroutine)"},
 	{Name: "flightcache-stale", Kind: Cached, Stale: true, Flightcache: true, New: newFlightcacheCache,
-		Note: "`ModeCache` with `StaleTTL`"},
+		Note: "`ModeCache` with `StaleTTL`, `InlineFetch`"},
 	{Name: "singleflight", Kind: Flight, New: newSingleflightDo,
 		Note: "x/sync `Group.Do`; the fetch gets the first caller's ctx"},
 	{Name: "singleflight-dochan", Kind: Flight, New: newSingleflightDoChan,
