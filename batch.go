@@ -208,8 +208,8 @@ func (g *group[K, V]) doMany(ctx context.Context, keys []K) (waits []waitFor[K, 
 		}
 		if c, ok := g.calls[key]; ok {
 			c.waiters++
-			g.st.misses.Add(1)
-			g.st.shared.Add(1)
+			g.st.cell().misses.Add(1)
+			g.st.cell().shared.Add(1)
 			waits = append(waits, waitFor[K, V]{key, c})
 			continue
 		}
@@ -222,8 +222,8 @@ func (g *group[K, V]) doMany(ctx context.Context, keys []K) (waits []waitFor[K, 
 		}
 		c := g.addLocked(b, key)
 		c.waiters = 1
-		g.st.misses.Add(1)
-		g.st.loads.Add(1)
+		g.st.cell().misses.Add(1)
+		g.st.cell().loads.Add(1)
 		waits = append(waits, waitFor[K, V]{key, c})
 		if g.maxBatch > 0 && len(b.keys) == g.maxBatch {
 			g.startBatchLocked(b)

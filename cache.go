@@ -123,6 +123,9 @@ type store[K comparable, V any] interface {
 	refreshFailed(e *entry[K, V], now int64) time.Duration
 	// begin registers a load of key and returns its token.
 	begin(key K) uint64
+	// getOrBegin is get (without early refresh) and, when key is not
+	// found, begin, under one lock: the miss path's re-check.
+	getOrBegin(key K, now int64) (lookup[K, V], uint64)
 	// finish ends the load with the given token. If no write to key came
 	// after the load began, it stores e (when non-nil) or, with drop,
 	// removes key. It returns the number of other entries evicted.

@@ -200,7 +200,10 @@ func TestFailedRefreshKeepsEntry(t *testing.T) {
 					t.Fatalf("Get = %q, %v", v, err)
 				}
 				// The shared tier lost its copy (Redis evicting under memory
-				// pressure), so the refreshes reach the fetch.
+				// pressure), so the refreshes reach the fetch. Wait for the
+				// load's shared-tier write first: it runs after the Get has
+				// its value.
+				synctest.Wait()
 				store.mu.Lock()
 				delete(store.records, "k")
 				store.mu.Unlock()

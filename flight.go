@@ -50,6 +50,10 @@ type loadHooks[K comparable, V any] interface {
 	hit(ctx context.Context, key K, res lookup[K, V]) (V, error)
 	// begin registers a load of key with the cache and returns its token.
 	begin(key K) uint64
+	// recheckBegin is recheck and, when key is not found, begin, in one
+	// step; the token is 0 without a cache or when key is found. It is
+	// called with group.mu held.
+	recheckBegin(key K) (lookup[K, V], uint64)
 	// fetch loads the value of key (shared tier, then the user's fetch).
 	fetch(ctx context.Context, key K, c *call[K, V]) (V, error, time.Duration)
 	// done stores or discards the finished call's result and counts it.
@@ -103,6 +107,9 @@ func (g *group[K, V]) init(hooks loadHooks[K, V], st *counters, cfg Config) {
 // do joins the load of key or starts one, and waits for it on ctx. It
 // counts the Get as a miss, or as a hit when recheck finds the key.
 func (g *group[K, V]) do(ctx context.Context, key K) (V, error) {
+	// Most Gets that get here start a load: make its call before taking
+	// g.mu, to keep the allocations out of the critical section.
+	pre := &call[K, V]{done: make(chan struct{})}
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
@@ -112,26 +119,28 @@ func (g *group[K, V]) do(ctx context.Context, key K) (V, error) {
 	c, ok := g.calls[key]
 	if ok {
 		c.waiters++
-		g.st.misses.Add(1)
-		g.st.shared.Add(1)
+		g.st.cell().misses.Add(1)
+		g.st.cell().shared.Add(1)
 		g.mu.Unlock()
 		return g.wait(ctx, key, c)
 	}
-	if res := g.hooks.recheck(key); res.found {
+	res, token := g.hooks.recheckBegin(key)
+	if res.found {
 		g.mu.Unlock()
 		return g.hooks.hit(ctx, key, res)
 	}
+	pre.token = token
 	if g.inline && ctx.Done() == nil {
-		return g.doInlineLocked(ctx, key)
+		return g.doInlineLocked(ctx, key, pre)
 	}
 	if g.window > 0 {
-		c = g.joinMicroBatchLocked(ctx, key)
+		c = g.joinMicroBatchLocked(ctx, key) // registers again: pre's token goes unused
 	} else {
-		c = g.startLocked(ctx, key, false, nil)
+		c = g.startCallLocked(ctx, key, pre, false, nil)
 	}
 	c.waiters = 1
-	g.st.misses.Add(1)
-	g.st.loads.Add(1)
+	g.st.cell().misses.Add(1)
+	g.st.cell().loads.Add(1)
 	g.mu.Unlock()
 	return g.wait(ctx, key, c)
 }
@@ -145,9 +154,8 @@ func (g *group[K, V]) do(ctx context.Context, key K) (V, error) {
 // *PanicError; a fetch calling runtime.Goexit ends this goroutine, as it
 // asks, after releasing the other waiters with ErrGoexit. g.mu must be
 // held; doInlineLocked releases it.
-func (g *group[K, V]) doInlineLocked(ctx context.Context, key K) (V, error) {
-	c := &call[K, V]{done: make(chan struct{}), inline: true}
-	c.token = g.hooks.begin(key)
+func (g *group[K, V]) doInlineLocked(ctx context.Context, key K, c *call[K, V]) (V, error) {
+	c.inline = true
 	g.calls[key] = c // not in g.running: close cancels g.closing instead
 	g.st.inFlight.Add(1)
 	c.waiters = 1
@@ -158,8 +166,8 @@ func (g *group[K, V]) doInlineLocked(ctx context.Context, key K) (V, error) {
 		values = context.WithoutCancel(ctx) // hides any cancelable parent from context.Cause
 	}
 	c.inlineCtx = loadContext{Context: g.closing, values: values, slot: &c.entryTTL}
-	g.st.misses.Add(1)
-	g.st.loads.Add(1)
+	g.st.cell().misses.Add(1)
+	g.st.cell().loads.Add(1)
 	g.wg.Add(1)
 	g.mu.Unlock()
 	g.run(&c.inlineCtx, key, c)
@@ -208,7 +216,15 @@ func (g *group[K, V]) background(ctx context.Context, key K, refreshOf *entry[K,
 // startLocked starts a load of key in its own goroutine and makes it the
 // one new Gets join. g.mu must be held and g open.
 func (g *group[K, V]) startLocked(ctx context.Context, key K, background bool, refreshOf *entry[K, V]) *call[K, V] {
-	c := g.newCallLocked(key)
+	c := &call[K, V]{done: make(chan struct{})}
+	c.token = g.hooks.begin(key)
+	return g.startCallLocked(ctx, key, c, background, refreshOf)
+}
+
+// startCallLocked is startLocked for a call made by the caller, its token
+// taken.
+func (g *group[K, V]) startCallLocked(ctx context.Context, key K, c *call[K, V], background bool, refreshOf *entry[K, V]) *call[K, V] {
+	g.registerLocked(key, c)
 	c.background, c.refreshOf = background, refreshOf
 	fctx, cancel := context.WithCancelCause(context.WithValue(context.WithoutCancel(ctx), ttlSlotKey{}, &c.entryTTL))
 	c.cancel = cancel
@@ -222,10 +238,16 @@ func (g *group[K, V]) startLocked(ctx context.Context, key K, background bool, r
 func (g *group[K, V]) newCallLocked(key K) *call[K, V] {
 	c := &call[K, V]{done: make(chan struct{})}
 	c.token = g.hooks.begin(key)
+	g.registerLocked(key, c)
+	return c
+}
+
+// registerLocked makes c the load of key that new Gets join. g.mu must be
+// held and g open.
+func (g *group[K, V]) registerLocked(key K, c *call[K, V]) {
 	g.calls[key] = c
 	g.running[c] = struct{}{}
 	g.st.inFlight.Add(1)
-	return c
 }
 
 // wait returns c's result, or ctx.Err() as soon as ctx ends.

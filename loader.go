@@ -237,7 +237,7 @@ func (l *Loader[K, V]) Set(key K, value V) {
 	}
 	e := newEntry(key, value, nil, expires, addSat(expires, l.staleTTL), 0)
 	if n := l.cache.set(key, e); n > 0 {
-		l.st.evictions.Add(uint64(n))
+		l.st.cell().evictions.Add(uint64(n))
 	}
 }
 
@@ -349,6 +349,14 @@ func (l *Loader[K, V]) recheck(key K) lookup[K, V] {
 	return l.cache.get(key, l.now(), 0)
 }
 
+// recheckBegin implements loadHooks.
+func (l *Loader[K, V]) recheckBegin(key K) (lookup[K, V], uint64) {
+	if l.cache == nil {
+		return lookup[K, V]{}, 0
+	}
+	return l.cache.getOrBegin(key, l.now())
+}
+
 // begin implements loadHooks.
 func (l *Loader[K, V]) begin(key K) uint64 {
 	if l.cache == nil {
@@ -401,7 +409,7 @@ func (l *Loader[K, V]) done(key K, c *call[K, V]) {
 	now := l.now()
 	e, drop := l.outcome(key, c, notFound, now)
 	if n := l.cache.finish(key, c.token, e, drop); n > 0 {
-		l.st.evictions.Add(uint64(n))
+		l.st.cell().evictions.Add(uint64(n))
 	}
 	if c.background && failed {
 		attrs := []any{"loader", l.name, "error", c.err}

@@ -43,6 +43,22 @@ func (c *lockedCache[K, V]) getFresh(key K, now int64) (v V, fresh, held bool) {
 func (c *lockedCache[K, V]) get(key K, now int64, early float64) lookup[K, V] {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.getLocked(key, now, early)
+}
+
+func (c *lockedCache[K, V]) getOrBegin(key K, now int64) (lookup[K, V], uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if res := c.getLocked(key, now, 0); res.found {
+		return res, 0
+	}
+	c.seq++
+	c.pending[key] = c.seq
+	return lookup[K, V]{}, c.seq
+}
+
+// getLocked is get with c.mu held.
+func (c *lockedCache[K, V]) getLocked(key K, now int64, early float64) lookup[K, V] {
 	e, ok := c.lru.Get(key)
 	if !ok {
 		return lookup[K, V]{}

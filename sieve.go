@@ -124,6 +124,23 @@ func (c *sieveCache[K, V]) get(key K, now int64, early float64) lookup[K, V] {
 	h, s := c.locate(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return c.getLocked(s, h, key, now, early)
+}
+
+func (c *sieveCache[K, V]) getOrBegin(key K, now int64) (lookup[K, V], uint64) {
+	h, s := c.locate(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if res := c.getLocked(s, h, key, now, 0); res.found {
+		return res, 0
+	}
+	s.seq++
+	s.pending[key] = s.seq
+	return lookup[K, V]{}, s.seq
+}
+
+// getLocked is get for the key of hash h in s, with s.mu held.
+func (c *sieveCache[K, V]) getLocked(s *sieveShard[K, V], h uint64, key K, now int64, early float64) lookup[K, V] {
 	e := s.table.Load().find(h, key)
 	if e == nil {
 		return lookup[K, V]{}

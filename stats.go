@@ -117,58 +117,55 @@ type Histogram struct {
 func (Histogram) Bounds() [len(loadBounds)]time.Duration { return loadBounds }
 
 // counters holds a Loader's statistics as atomics, so that no path takes a
-// lock to count.
+// lock to count. The counters every Get or load touches live in stripes
+// (see cell); the rest are plain atomics.
 type counters struct {
-	hits                     [hitStripes]paddedCounter // see hit
-	misses, shared, loads    atomic.Uint64
+	cells                    [stripes]counterCell
 	loadErrors, panics       atomic.Uint64
-	abandoned, evictions     atomic.Uint64
+	abandoned                atomic.Uint64
 	staleHits, negativeHits  atomic.Uint64
 	refreshes, refreshErrors atomic.Uint64
 	remoteHits, remoteMisses atomic.Uint64
 	remoteErrors, leaseWaits atomic.Uint64
 	invSent, invReceived     atomic.Uint64
-	inFlight                 atomic.Int64
-
-	durSum atomic.Int64
+	// inFlight is one counter, not striped: a load's +1 and -1 may land
+	// in different stripes, and a sum read while they move could go
+	// below zero.
+	inFlight atomic.Int64
 
 	batchLoads atomic.Uint64
 	batchSum   atomic.Uint64
 	batchHist  [len(batchBounds) + 1]atomic.Uint64
-	durHist    [len(loadBounds) + 1]atomic.Uint64
 }
 
-// hitStripes is the number of cells the hit counter is spread over.
-const hitStripes = 1 << hitStripeBits
-
-// hitStripeBits is log2(hitStripes).
-const hitStripeBits = 4
-
-// paddedCounter is a counter alone on its cache line.
-type paddedCounter struct {
-	n atomic.Uint64
-	_ [56]byte
+// counterCell is one stripe of the hot counters, padded so that no two
+// stripes share a cache line.
+type counterCell struct {
+	hits, misses, shared, loads, evictions atomic.Uint64
+	durSum                                 atomic.Int64
+	durHist                                [len(loadBounds) + 1]atomic.Uint64
+	_                                      [64]byte
 }
 
-// hit counts one hit in a cell chosen by the calling goroutine's stack
-// address: a goroutine keeps counting in the same cell, so goroutines
-// running on different Ps rarely write the same cache line (a cell chosen
-// at random, or by key, would move between the cores' caches on about
-// every other hit).
-func (c *counters) hit() {
+// stripeBits is log2 of the number of stripes.
+const stripeBits = 4
+
+// stripes is the number of counterCells.
+const stripes = 1 << stripeBits
+
+// cell returns the stripe of the calling goroutine, chosen by its stack
+// address: a goroutine keeps counting in the same stripe, so goroutines
+// running on different Ps rarely write the same cache line (a stripe
+// chosen at random, or by key, would move between the cores' caches on
+// about every other count).
+func (c *counters) cell() *counterCell {
 	var probe byte
 	sp := uint64(uintptr(unsafe.Pointer(&probe))) >> 10 // stacks are at least 2 KiB apart
-	c.hits[(sp*0x9E3779B97F4A7C15)>>(64-hitStripeBits)].n.Add(1)
+	return &c.cells[(sp*0x9E3779B97F4A7C15)>>(64-stripeBits)]
 }
 
-// hitCount returns the sum of the hit counter's cells.
-func (c *counters) hitCount() uint64 {
-	var n uint64
-	for i := range c.hits {
-		n += c.hits[i].n.Load()
-	}
-	return n
-}
+// hit counts one hit.
+func (c *counters) hit() { c.cell().hits.Add(1) }
 
 // observe records one fetch duration.
 func (c *counters) observe(d time.Duration) {
@@ -176,8 +173,9 @@ func (c *counters) observe(d time.Duration) {
 	for i < len(loadBounds) && d > loadBounds[i] {
 		i++
 	}
-	c.durHist[i].Add(1)
-	c.durSum.Add(int64(d))
+	cl := c.cell()
+	cl.durHist[i].Add(1)
+	cl.durSum.Add(int64(d))
 }
 
 // observeBatch records the size of one batch fetch.
@@ -194,14 +192,9 @@ func (c *counters) observeBatch(n int) {
 // relative to each other while Gets run; at rest they agree exactly.
 func (c *counters) snapshot() Stats {
 	s := Stats{
-		Hits:                  c.hitCount(),
-		Misses:                c.misses.Load(),
-		Shared:                c.shared.Load(),
-		Loads:                 c.loads.Load(),
 		LoadErrors:            c.loadErrors.Load(),
 		Panics:                c.panics.Load(),
 		Abandoned:             c.abandoned.Load(),
-		Evictions:             c.evictions.Load(),
 		StaleHits:             c.staleHits.Load(),
 		NegativeHits:          c.negativeHits.Load(),
 		Refreshes:             c.refreshes.Load(),
@@ -212,13 +205,22 @@ func (c *counters) snapshot() Stats {
 		LeaseWaits:            c.leaseWaits.Load(),
 		InvalidationsSent:     c.invSent.Load(),
 		InvalidationsReceived: c.invReceived.Load(),
-		InFlight:              int(c.inFlight.Load()),
 	}
-	s.LoadDuration.Sum = time.Duration(c.durSum.Load())
-	for i := range c.durHist { // Count is their total, so buckets never exceed it
-		s.LoadDuration.Counts[i] = c.durHist[i].Load()
-		s.LoadDuration.Count += s.LoadDuration.Counts[i]
+	for i := range c.cells {
+		cl := &c.cells[i]
+		s.Hits += cl.hits.Load()
+		s.Misses += cl.misses.Load()
+		s.Shared += cl.shared.Load()
+		s.Loads += cl.loads.Load()
+		s.Evictions += cl.evictions.Load()
+		s.LoadDuration.Sum += time.Duration(cl.durSum.Load())
+		for j := range cl.durHist { // Count is their total, so buckets never exceed it
+			n := cl.durHist[j].Load()
+			s.LoadDuration.Counts[j] += n
+			s.LoadDuration.Count += n
+		}
 	}
+	s.InFlight = int(c.inFlight.Load())
 	s.BatchLoads = c.batchLoads.Load()
 	s.BatchSize.Sum = c.batchSum.Load()
 	for i := range c.batchHist {
