@@ -160,16 +160,20 @@ type batch[K comparable, V any] struct {
 	timer  *time.Timer             // micro-batching: dispatches the batch
 }
 
-// newBatch returns an empty batch whose fetch keeps ctx's values.
-func newBatch[K comparable, V any](ctx context.Context) *batch[K, V] {
+// newBatchLocked returns an empty batch whose fetch keeps ctx's values,
+// counted in g.wg until its goroutine (started by startBatch) ends. Some
+// shard's lock must be held and g open, so that close waits for it.
+func (g *group[K, V]) newBatchLocked(ctx context.Context) *batch[K, V] {
 	b := &batch[K, V]{}
 	b.ctx, b.cancel = context.WithCancelCause(context.WithoutCancel(ctx))
+	g.wg.Add(1)
 	return b
 }
 
-// addLocked registers a new load of key as part of b. g.mu must be held.
-func (g *group[K, V]) addLocked(b *batch[K, V], key K) *call[K, V] {
-	c := g.newCallLocked(key)
+// addLocked registers a new load of key as part of b. s is key's shard;
+// s.mu must be held.
+func (g *group[K, V]) addLocked(s *flightShard[K, V], b *batch[K, V], key K) *call[K, V] {
+	c := g.newCallLocked(s, key)
 	var once sync.Once
 	c.cancel = func(cause error) { // the batch ends once none of its calls needs it
 		once.Do(func() {
@@ -198,48 +202,53 @@ type hitFor[K comparable, V any] struct {
 // doMany joins the running loads of keys and starts batch fetches for the
 // others, counting each key as a Get. The caller waits for each call.
 func (g *group[K, V]) doMany(ctx context.Context, keys []K) (waits []waitFor[K, V], hits []hitFor[K, V]) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	var b *batch[K, V]
 	for _, key := range keys {
-		if g.closed {
+		s := g.shard(key)
+		s.mu.Lock()
+		if g.closed.Load() {
+			s.mu.Unlock()
 			waits = append(waits, waitFor[K, V]{key: key})
 			continue
 		}
-		if c, ok := g.calls[key]; ok {
+		if c, ok := s.calls[key]; ok {
 			c.waiters++
+			s.mu.Unlock()
 			g.st.cell().misses.Add(1)
 			g.st.cell().shared.Add(1)
 			waits = append(waits, waitFor[K, V]{key, c})
 			continue
 		}
 		if res := g.hooks.recheck(key); res.found {
+			s.mu.Unlock()
 			hits = append(hits, hitFor[K, V]{key, res})
 			continue
 		}
 		if b == nil {
-			b = newBatch[K, V](ctx)
+			b = g.newBatchLocked(ctx)
 		}
-		c := g.addLocked(b, key)
+		c := g.addLocked(s, b, key)
 		c.waiters = 1
+		s.mu.Unlock()
 		g.st.cell().misses.Add(1)
 		g.st.cell().loads.Add(1)
 		waits = append(waits, waitFor[K, V]{key, c})
 		if g.maxBatch > 0 && len(b.keys) == g.maxBatch {
-			g.startBatchLocked(b)
+			g.startBatch(b)
 			b = nil
 		}
 	}
 	if b != nil {
-		g.startBatchLocked(b)
+		g.startBatch(b)
 	}
 	return waits, hits
 }
 
 // joinMicroBatchLocked adds a new load of key to the micro-batch being
 // collected, starting one (and its window) when there is none. A full batch
-// goes at once. g.mu must be held and g open.
-func (g *group[K, V]) joinMicroBatchLocked(ctx context.Context, key K) *call[K, V] {
+// goes at once. s is the group's only shard (micro-batching keeps one);
+// s.mu must be held and g open.
+func (g *group[K, V]) joinMicroBatchLocked(ctx context.Context, s *flightShard[K, V], key K) *call[K, V] {
 	b := g.pending
 	if b != nil && b.ctx.Err() != nil {
 		// Every caller of the batch being collected has left, which
@@ -248,27 +257,27 @@ func (g *group[K, V]) joinMicroBatchLocked(ctx context.Context, key K) *call[K, 
 		b = nil
 	}
 	if b == nil {
-		b = newBatch[K, V](ctx)
+		b = g.newBatchLocked(ctx)
 		g.pending = b
 		g.wg.Add(1) // the timer's func, done when it has run or been stopped
 		b.timer = time.AfterFunc(g.window, func() {
 			defer g.wg.Done()
-			g.mu.Lock()
+			s.mu.Lock()
 			if g.pending == b {
 				g.dispatchLocked()
 			}
-			g.mu.Unlock()
+			s.mu.Unlock()
 		})
 	}
-	c := g.addLocked(b, key)
+	c := g.addLocked(s, b, key)
 	if g.maxBatch > 0 && len(b.keys) >= g.maxBatch {
 		g.dispatchLocked()
 	}
 	return c
 }
 
-// dispatchLocked starts the micro-batch being collected, if any. g.mu must
-// be held.
+// dispatchLocked starts the micro-batch being collected, if any. The
+// lock of the group's only shard must be held.
 func (g *group[K, V]) dispatchLocked() {
 	b := g.pending
 	if b == nil {
@@ -278,13 +287,12 @@ func (g *group[K, V]) dispatchLocked() {
 	if b.timer.Stop() {
 		g.wg.Done() // its func will not run
 	}
-	g.startBatchLocked(b)
+	g.startBatch(b)
 }
 
-// startBatchLocked runs b's fetch in a goroutine of its own. g.mu must be
-// held.
-func (g *group[K, V]) startBatchLocked(b *batch[K, V]) {
-	g.wg.Add(1)
+// startBatch runs b's fetch in a goroutine of its own (counted in g.wg
+// since newBatchLocked).
+func (g *group[K, V]) startBatch(b *batch[K, V]) {
 	go g.runBatch(b)
 }
 
@@ -339,11 +347,12 @@ func (g *group[K, V]) slotAndBatch(ctx context.Context, b *batch[K, V]) {
 		}
 		return
 	}
-	g.mu.Lock()
-	for _, c := range b.calls {
+	for i, c := range b.calls {
+		s := g.shard(b.keys[i])
+		s.mu.Lock()
 		c.started = true
+		s.mu.Unlock()
 	}
-	g.mu.Unlock()
 	g.hooks.fetchBatch(ctx, b.keys, b.calls)
 }
 

@@ -256,65 +256,68 @@ func TestPartialBatchFailureIsNeverNotFound(t *testing.T) {
 				if shared && name == "error wrapping ErrNotFound" {
 					relSkipKnown(t, "batch-error-shared-notfound")
 				}
-				store := newSharedStore(newClock())
-				var singles atomic.Int64
-				batch := func(ctx context.Context, keys []string) (map[string]string, error) {
-					for _, k := range keys {
-						if k == "c" || k == "d" { // the call with c and d fails
-							return failure(keys)
+				synctest.Test(t, func(t *testing.T) { // synctest.Wait: the shared-tier writes run after GetMany returns
+					store := newSharedStore(newClock())
+					var singles atomic.Int64
+					batch := func(ctx context.Context, keys []string) (map[string]string, error) {
+						for _, k := range keys {
+							if k == "c" || k == "d" { // the call with c and d fails
+								return failure(keys)
+							}
 						}
+						return map[string]string{"a": "v:a"}, nil // b is not found
 					}
-					return map[string]string{"a": "v:a"}, nil // b is not found
-				}
-				var opts []flightcache.Option[string, string]
-				opts = append(opts, flightcache.WithBatch(batch))
-				if shared {
-					opts = append(opts, flightcache.WithRemote[string, string](&fakeRemote{s: store}))
-				}
-				l, err := flightcache.New(func(ctx context.Context, key string) (string, error) {
-					singles.Add(1)
-					return "single:" + key, nil
-				}, flightcache.Config{
-					Mode: flightcache.ModeCache, MaxEntries: 10, TTL: time.Hour, NegativeTTL: time.Hour, MaxBatchSize: 2, Clock: store.clock,
-				}, opts...)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer l.Close()
-				ctx := context.Background()
-				res := l.GetMany(ctx, []string{"a", "b", "c", "d"})
-				if v, err := res.Get("a"); err != nil || v != "v:a" {
-					t.Fatalf("a = %q, %v", v, err)
-				}
-				if _, err := res.Get("b"); !errors.Is(err, flightcache.ErrNotFound) {
-					t.Fatalf("b = %v, want ErrNotFound", err)
-				}
-				for _, k := range []string{"c", "d"} {
-					if v, err := res.Get(k); err == nil {
-						t.Fatalf("%s = %q from a failed batch call", k, v)
+					var opts []flightcache.Option[string, string]
+					opts = append(opts, flightcache.WithBatch(batch))
+					if shared {
+						opts = append(opts, flightcache.WithRemote[string, string](&fakeRemote{s: store}))
 					}
-				}
-				if l.Len() != 2 {
-					t.Fatalf("Len = %d, want 2 (a and b's not-found)", l.Len())
-				}
-				if shared {
-					if rec, ok := relStored(store, "b"); !ok || !rec.NotFound {
-						t.Fatalf("b in the shared tier: %+v, %v, want a not-found record", rec, ok)
+					l, err := flightcache.New(func(ctx context.Context, key string) (string, error) {
+						singles.Add(1)
+						return "single:" + key, nil
+					}, flightcache.Config{
+						Mode: flightcache.ModeCache, MaxEntries: 10, TTL: time.Hour, NegativeTTL: time.Hour, MaxBatchSize: 2, Clock: store.clock,
+					}, opts...)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer l.Close()
+					ctx := context.Background()
+					res := l.GetMany(ctx, []string{"a", "b", "c", "d"})
+					if v, err := res.Get("a"); err != nil || v != "v:a" {
+						t.Fatalf("a = %q, %v", v, err)
+					}
+					if _, err := res.Get("b"); !errors.Is(err, flightcache.ErrNotFound) {
+						t.Fatalf("b = %v, want ErrNotFound", err)
 					}
 					for _, k := range []string{"c", "d"} {
-						if rec, ok := relStored(store, k); ok {
-							t.Fatalf("%s in the shared tier: %+v, want nothing", k, rec)
+						if v, err := res.Get(k); err == nil {
+							t.Fatalf("%s = %q from a failed batch call", k, v)
 						}
 					}
-				}
-				for _, k := range []string{"c", "d"} {
-					if v, err := l.Get(ctx, k); err != nil || v != "single:"+k {
-						t.Fatalf("Get(%s) after the failed batch = %q, %v, want a fresh fetch", k, v, err)
+					if l.Len() != 2 {
+						t.Fatalf("Len = %d, want 2 (a and b's not-found)", l.Len())
 					}
-				}
-				if singles.Load() != 2 {
-					t.Fatalf("%d single fetches, want 2 (c and d, never cached as not-found)", singles.Load())
-				}
+					if shared {
+						synctest.Wait()
+						if rec, ok := relStored(store, "b"); !ok || !rec.NotFound {
+							t.Fatalf("b in the shared tier: %+v, %v, want a not-found record", rec, ok)
+						}
+						for _, k := range []string{"c", "d"} {
+							if rec, ok := relStored(store, k); ok {
+								t.Fatalf("%s in the shared tier: %+v, want nothing", k, rec)
+							}
+						}
+					}
+					for _, k := range []string{"c", "d"} {
+						if v, err := l.Get(ctx, k); err != nil || v != "single:"+k {
+							t.Fatalf("Get(%s) after the failed batch = %q, %v, want a fresh fetch", k, v, err)
+						}
+					}
+					if singles.Load() != 2 {
+						t.Fatalf("%d single fetches, want 2 (c and d, never cached as not-found)", singles.Load())
+					}
+				})
 			})
 		}
 	}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -16,7 +19,9 @@ var errAbandoned = errors.New("flightcache: every caller waiting for this fetch 
 
 // call is one load of one key, shared by every Get that joins it.
 type call[K comparable, V any] struct {
-	done chan struct{} // closed once val and err are final
+	// done is closed once val and err are final. A load run inline makes
+	// it only when a second Get joins (under the shard's lock).
+	done chan struct{}
 
 	// Written by the load goroutine before done is closed; read after.
 	val      V
@@ -25,6 +30,7 @@ type call[K comparable, V any] struct {
 	took     time.Duration // how long the fetch ran; -1: it never started
 
 	token       uint64                  // the cache's token for this load
+	endAt       int64                   // when the fetch returned (Loader.now), if fetch timed it; 0: unknown
 	cancel      context.CancelCauseFunc // cancels the fetch's context
 	background  bool                    // a refresh: started by no waiting Get
 	refreshOf   *entry[K, V]            // the entry a refresh replaces, if any
@@ -35,7 +41,7 @@ type call[K comparable, V any] struct {
 	inlineCtx   loadContext             // the fetch's context of a load run by its first Get
 	inline      bool                    // run by its first Get (see doInlineLocked)
 
-	// Guarded by group.mu.
+	// Guarded by the flightShard.mu of the call's key.
 	waiters int  // Gets waiting for this call
 	started bool // the fetch has its slot and is running
 }
@@ -43,16 +49,16 @@ type call[K comparable, V any] struct {
 // loadHooks is what a group needs from its Loader.
 type loadHooks[K comparable, V any] interface {
 	// recheck looks key up in the cache once more before a load starts. It
-	// is called with group.mu held and must not call user code.
+	// is called with the key's flightShard.mu held and must not call user code.
 	recheck(key K) lookup[K, V]
 	// hit answers a Get from what recheck found. It is called without
-	// group.mu held.
+	// any lock held.
 	hit(ctx context.Context, key K, res lookup[K, V]) (V, error)
 	// begin registers a load of key with the cache and returns its token.
 	begin(key K) uint64
 	// recheckBegin is recheck and, when key is not found, begin, in one
 	// step; the token is 0 without a cache or when key is found. It is
-	// called with group.mu held.
+	// called with the key's flightShard.mu held.
 	recheckBegin(key K) (lookup[K, V], uint64)
 	// fetch loads the value of key (shared tier, then the user's fetch).
 	fetch(ctx context.Context, key K, c *call[K, V]) (V, error, time.Duration)
@@ -81,13 +87,33 @@ type group[K comparable, V any] struct {
 	closing context.Context
 	stop    context.CancelCauseFunc
 
-	mu      sync.Mutex               // guards calls, running, closed and every call's waiters and started
-	calls   map[K]*call[K, V]        // the load that new Gets of a key join
-	running map[*call[K, V]]struct{} // every load not yet finished, joinable or not
-	closed  bool                     // no load may start
-	pending *batch[K, V]             // the micro-batch collecting loads now
+	// The loads are split by key hash over shards, each with its own lock,
+	// so that misses on different keys do not queue for one mutex.
+	seed   maphash.Seed
+	shift  uint // a key's shard is its hash >> shift
+	shards []flightShard[K, V]
+	closed atomic.Bool // no load may start; set by close before it visits the shards
+	// pending is the micro-batch collecting loads now. Micro-batching
+	// (window > 0) keeps one shard, whose lock guards pending.
+	pending *batch[K, V]
 
-	wg sync.WaitGroup // counts load goroutines, for close
+	wg sync.WaitGroup // counts load goroutines and batches, for close
+}
+
+// flightShard holds the loads of the keys that hash to it.
+type flightShard[K comparable, V any] struct {
+	mu      sync.Mutex               // guards calls, running, and the waiters and started of their calls
+	calls   map[K]*call[K, V]        // the load that new Gets of a key join
+	running map[*call[K, V]]struct{} // every load not yet finished, joinable or not (not inline ones)
+	_       [64]byte                 // keeps shards off each other's cache lines
+}
+
+// shard returns key's shard.
+func (g *group[K, V]) shard(key K) *flightShard[K, V] {
+	if len(g.shards) == 1 {
+		return &g.shards[0]
+	}
+	return &g.shards[maphash.Comparable(g.seed, key)>>g.shift]
 }
 
 func (g *group[K, V]) init(hooks loadHooks[K, V], st *counters, cfg Config) {
@@ -100,48 +126,63 @@ func (g *group[K, V]) init(hooks loadHooks[K, V], st *counters, cfg Config) {
 	g.maxBatch, g.window = cfg.MaxBatchSize, cfg.BatchWindow
 	g.inline = cfg.InlineFetch && cfg.BatchWindow == 0
 	g.closing, g.stop = context.WithCancelCause(context.Background())
-	g.calls = make(map[K]*call[K, V])
-	g.running = make(map[*call[K, V]]struct{})
+	bits := 0
+	if g.window == 0 { // micro-batching needs one lock over every key
+		for 1<<(bits+1) <= min(4*runtime.GOMAXPROCS(0), maxShards) {
+			bits++
+		}
+	}
+	g.seed, g.shift = maphash.MakeSeed(), uint(64-bits)
+	g.shards = make([]flightShard[K, V], 1<<bits)
+	for i := range g.shards {
+		g.shards[i].calls = make(map[K]*call[K, V])
+		g.shards[i].running = make(map[*call[K, V]]struct{})
+	}
 }
 
 // do joins the load of key or starts one, and waits for it on ctx. It
 // counts the Get as a miss, or as a hit when recheck finds the key.
 func (g *group[K, V]) do(ctx context.Context, key K) (V, error) {
 	// Most Gets that get here start a load: make its call before taking
-	// g.mu, to keep the allocations out of the critical section.
-	pre := &call[K, V]{done: make(chan struct{})}
-	g.mu.Lock()
-	if g.closed {
-		g.mu.Unlock()
+	// the shard's lock, to keep the allocations out of the critical section.
+	pre := &call[K, V]{}
+	s := g.shard(key)
+	s.mu.Lock()
+	if g.closed.Load() {
+		s.mu.Unlock()
 		var zero V
 		return zero, ErrClosed
 	}
-	c, ok := g.calls[key]
+	c, ok := s.calls[key]
 	if ok {
 		c.waiters++
+		if c.done == nil {
+			c.done = make(chan struct{})
+		}
 		g.st.cell().misses.Add(1)
 		g.st.cell().shared.Add(1)
-		g.mu.Unlock()
+		s.mu.Unlock()
 		return g.wait(ctx, key, c)
 	}
 	res, token := g.hooks.recheckBegin(key)
 	if res.found {
-		g.mu.Unlock()
+		s.mu.Unlock()
 		return g.hooks.hit(ctx, key, res)
 	}
 	pre.token = token
 	if g.inline && ctx.Done() == nil {
-		return g.doInlineLocked(ctx, key, pre)
+		return g.doInlineLocked(ctx, s, key, pre)
 	}
+	pre.done = make(chan struct{})
 	if g.window > 0 {
-		c = g.joinMicroBatchLocked(ctx, key) // registers again: pre's token goes unused
+		c = g.joinMicroBatchLocked(ctx, s, key) // registers again: pre's token goes unused
 	} else {
-		c = g.startCallLocked(ctx, key, pre, false, nil)
+		c = g.startCallLocked(ctx, s, key, pre, false, nil)
 	}
 	c.waiters = 1
 	g.st.cell().misses.Add(1)
 	g.st.cell().loads.Add(1)
-	g.mu.Unlock()
+	s.mu.Unlock()
 	return g.wait(ctx, key, c)
 }
 
@@ -152,11 +193,12 @@ func (g *group[K, V]) do(ctx context.Context, key K) (V, error) {
 // as usual and wait on their own contexts. The fetch's context keeps ctx's
 // values and ends on Close (and at FetchTimeout). A panic is returned as a
 // *PanicError; a fetch calling runtime.Goexit ends this goroutine, as it
-// asks, after releasing the other waiters with ErrGoexit. g.mu must be
-// held; doInlineLocked releases it.
-func (g *group[K, V]) doInlineLocked(ctx context.Context, key K, c *call[K, V]) (V, error) {
+// asks, after releasing the other waiters with ErrGoexit. c is the new
+// call, its token taken. s is key's shard; s.mu must be held, and
+// doInlineLocked releases it.
+func (g *group[K, V]) doInlineLocked(ctx context.Context, s *flightShard[K, V], key K, c *call[K, V]) (V, error) {
 	c.inline = true
-	g.calls[key] = c // not in g.running: close cancels g.closing instead
+	s.calls[key] = c // not in s.running: close cancels g.closing instead
 	g.st.inFlight.Add(1)
 	c.waiters = 1
 	c.started = g.sem == nil // with a slot to wait for, slotAndFetch sets it
@@ -169,7 +211,7 @@ func (g *group[K, V]) doInlineLocked(ctx context.Context, key K, c *call[K, V]) 
 	g.st.cell().misses.Add(1)
 	g.st.cell().loads.Add(1)
 	g.wg.Add(1)
-	g.mu.Unlock()
+	s.mu.Unlock()
 	g.run(&c.inlineCtx, key, c)
 	return c.val, c.err
 }
@@ -202,29 +244,28 @@ func (c *loadContext) Value(key any) any {
 // a load of key is running already or the group is closed. It returns the
 // channel closed when the running or started load ends (nil when closed).
 func (g *group[K, V]) background(ctx context.Context, key K, refreshOf *entry[K, V]) (done <-chan struct{}, started bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
+	s := g.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g.closed.Load() {
 		return nil, false
 	}
-	if c, ok := g.calls[key]; ok {
+	if c, ok := s.calls[key]; ok {
+		if c.done == nil {
+			c.done = make(chan struct{})
+		}
 		return c.done, false
 	}
-	return g.startLocked(ctx, key, true, refreshOf).done, true
-}
-
-// startLocked starts a load of key in its own goroutine and makes it the
-// one new Gets join. g.mu must be held and g open.
-func (g *group[K, V]) startLocked(ctx context.Context, key K, background bool, refreshOf *entry[K, V]) *call[K, V] {
 	c := &call[K, V]{done: make(chan struct{})}
 	c.token = g.hooks.begin(key)
-	return g.startCallLocked(ctx, key, c, background, refreshOf)
+	return g.startCallLocked(ctx, s, key, c, true, refreshOf).done, true
 }
 
-// startCallLocked is startLocked for a call made by the caller, its token
-// taken.
-func (g *group[K, V]) startCallLocked(ctx context.Context, key K, c *call[K, V], background bool, refreshOf *entry[K, V]) *call[K, V] {
-	g.registerLocked(key, c)
+// startCallLocked starts c, a load of key whose token is taken, in its own
+// goroutine and makes it the one new Gets join. s is key's shard; s.mu
+// must be held and g open.
+func (g *group[K, V]) startCallLocked(ctx context.Context, s *flightShard[K, V], key K, c *call[K, V], background bool, refreshOf *entry[K, V]) *call[K, V] {
+	s.registerLocked(g, key, c)
 	c.background, c.refreshOf = background, refreshOf
 	fctx, cancel := context.WithCancelCause(context.WithValue(context.WithoutCancel(ctx), ttlSlotKey{}, &c.entryTTL))
 	c.cancel = cancel
@@ -234,19 +275,19 @@ func (g *group[K, V]) startCallLocked(ctx context.Context, key K, c *call[K, V],
 }
 
 // newCallLocked registers a new load of key; the caller sets its cancel
-// func and runs it. g.mu must be held and g open.
-func (g *group[K, V]) newCallLocked(key K) *call[K, V] {
+// func and runs it. s is key's shard; s.mu must be held and g open.
+func (g *group[K, V]) newCallLocked(s *flightShard[K, V], key K) *call[K, V] {
 	c := &call[K, V]{done: make(chan struct{})}
 	c.token = g.hooks.begin(key)
-	g.registerLocked(key, c)
+	s.registerLocked(g, key, c)
 	return c
 }
 
-// registerLocked makes c the load of key that new Gets join. g.mu must be
+// registerLocked makes c the load of key that new Gets join. s.mu must be
 // held and g open.
-func (g *group[K, V]) registerLocked(key K, c *call[K, V]) {
-	g.calls[key] = c
-	g.running[c] = struct{}{}
+func (s *flightShard[K, V]) registerLocked(g *group[K, V], key K, c *call[K, V]) {
+	s.calls[key] = c
+	s.running[c] = struct{}{}
 	g.st.inFlight.Add(1)
 }
 
@@ -273,18 +314,19 @@ func (g *group[K, V]) wait(ctx context.Context, key K, c *call[K, V]) (V, error)
 // load that new Gets join and its result will be stored: a refresh, or a
 // load in cache mode that has started (not waiting for a slot).
 func (g *group[K, V]) leave(key K, c *call[K, V]) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	s := g.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	c.waiters--
 	if c.waiters > 0 {
 		return
 	}
-	joinable := g.calls[key] == c
+	joinable := s.calls[key] == c
 	if joinable && (c.background || g.keepAbandoned && c.started) {
 		return
 	}
 	if joinable {
-		delete(g.calls, key)
+		delete(s.calls, key)
 	}
 	c.cancel(errAbandoned)
 }
@@ -292,39 +334,50 @@ func (g *group[K, V]) leave(key K, c *call[K, V]) {
 // forget makes new Gets of key start a new load instead of joining the
 // running one, whose waiters still get its result.
 func (g *group[K, V]) forget(key K) {
-	g.mu.Lock()
-	if c, ok := g.calls[key]; ok {
-		delete(g.calls, key)
+	s := g.shard(key)
+	s.mu.Lock()
+	if c, ok := s.calls[key]; ok {
+		delete(s.calls, key)
 		if c.waiters == 0 {
 			c.cancel(errAbandoned)
 		}
 	}
-	g.mu.Unlock()
+	s.mu.Unlock()
 }
 
 // forgetAll is forget for every key.
 func (g *group[K, V]) forgetAll() {
-	g.mu.Lock()
-	for key, c := range g.calls {
-		delete(g.calls, key)
-		if c.waiters == 0 {
-			c.cancel(errAbandoned)
+	for i := range g.shards {
+		s := &g.shards[i]
+		s.mu.Lock()
+		for key, c := range s.calls {
+			delete(s.calls, key)
+			if c.waiters == 0 {
+				c.cancel(errAbandoned)
+			}
 		}
+		s.mu.Unlock()
 	}
-	g.mu.Unlock()
 }
 
 // close stops new loads, cancels the running ones and waits for their
-// goroutines to return.
+// goroutines to return. Once it has set closed and visited a shard, no
+// load starts there: every wg.Add happens under a shard's lock while g
+// is open, so all come before the Wait.
 func (g *group[K, V]) close() {
-	g.mu.Lock()
-	g.closed = true
+	g.closed.Store(true)
 	g.stop(ErrClosed)
-	for c := range g.running {
-		c.cancel(ErrClosed)
+	for i := range g.shards {
+		s := &g.shards[i]
+		s.mu.Lock()
+		for c := range s.running {
+			c.cancel(ErrClosed)
+		}
+		if g.window > 0 { // one shard, whose lock guards pending
+			g.dispatchLocked() // a waiting micro-batch ends now, on a cancelled context
+		}
+		s.mu.Unlock()
 	}
-	g.dispatchLocked() // a waiting micro-batch ends now, on a cancelled context
-	g.mu.Unlock()
 	g.wg.Wait()
 }
 
@@ -381,9 +434,10 @@ func (g *group[K, V]) slotAndFetch(ctx context.Context, key K, c *call[K, V]) (V
 		return zero, err, -1
 	}
 	if !c.started { // set at creation for an inline load that needs no slot
-		g.mu.Lock()
+		s := g.shard(key)
+		s.mu.Lock()
 		c.started = true
-		g.mu.Unlock()
+		s.mu.Unlock()
 	}
 	return g.hooks.fetch(ctx, key, c)
 }
@@ -402,15 +456,19 @@ func (g *group[K, V]) finish(ctx context.Context, key K, c *call[K, V]) {
 		var zero V
 		c.val, c.err, c.abnormal = zero, perr, true
 	}
-	g.mu.Lock()
-	if g.calls[key] == c {
-		delete(g.calls, key)
+	s := g.shard(key)
+	s.mu.Lock()
+	if s.calls[key] == c {
+		delete(s.calls, key)
 	}
 	if !c.inline {
-		delete(g.running, c)
+		delete(s.running, c)
 	}
-	g.mu.Unlock()
+	done := c.done // nobody can join now: a nil done stays nil
+	s.mu.Unlock()
 	g.st.inFlight.Add(-1)
 	c.cancel(nil)
-	close(c.done)
+	if done != nil {
+		close(done)
+	}
 }
