@@ -28,17 +28,21 @@ type sieveCache[K comparable, V any] struct {
 	shards []sieveShard[K, V]
 	max    int64       // MaxEntries, over every shard
 	closed atomic.Bool // set by purge(true), read under a shard's lock
+	_      [64]byte    // keeps len's writes off the line the hit path reads
 	// len counts the entries held over every shard. A store reserves its
 	// place here first and, when that takes len over max, evicts one entry
 	// (from its own shard when it has one), so shards share MaxEntries
 	// however unevenly keys hash.
 	len atomic.Int64
+	_   [56]byte
 }
 
 // sieveShard is one part of a sieveCache.
 type sieveShard[K comparable, V any] struct {
-	// table is replaced (grown) under mu and read by the hit path without it.
+	// table is replaced (grown) under mu and read by the hit path without
+	// it, on a cache line of its own: stores write the fields below.
 	table atomic.Pointer[bucketTable[K, V]]
+	_     [56]byte
 
 	mu               sync.Mutex // guards every field below and the entries' queue links and chain writes
 	n                int        // entries held

@@ -130,8 +130,10 @@ type counters struct {
 	invSent, invReceived     atomic.Uint64
 	// inFlight is one counter, not striped: a load's +1 and -1 may land
 	// in different stripes, and a sum read while they move could go
-	// below zero.
+	// below zero. It has a cache line of its own.
+	_        [64]byte
 	inFlight atomic.Int64
+	_        [56]byte
 
 	batchLoads atomic.Uint64
 	batchSum   atomic.Uint64
