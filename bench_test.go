@@ -202,6 +202,28 @@ func BenchmarkFlightBurst(b *testing.B) {
 			b.ReportMetric(float64(fetches.Load())/float64(b.N), "fetches/op")
 		})
 
+		// InlineFetch: the Get that starts a load runs it, as Do does; its
+		// context must be one that cannot be cancelled.
+		b.Run("flightcache-inline"+suffix, func(b *testing.B) {
+			var fetches atomic.Int64
+			l, err := flightcache.New(func(ctx context.Context, key string) (int, error) {
+				fetches.Add(1)
+				return benchYieldingWork(key), nil
+			}, flightcache.Config{InlineFetch: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			burstRunner(b, g, func(_ context.Context, key string) int {
+				v, err := l.Get(context.Background(), key)
+				if err != nil {
+					b.Error(err)
+				}
+				return v
+			})
+			b.ReportMetric(float64(fetches.Load())/float64(b.N), "fetches/op")
+		})
+
 		b.Run("xsync-Do"+suffix, func(b *testing.B) {
 			var fetches atomic.Int64
 			var sf singleflight.Group
@@ -266,6 +288,23 @@ func BenchmarkMiss(b *testing.B) {
 		b.StopTimer()
 		if s := l.Stats(); s.Loads != s.Misses || s.Shared != 0 {
 			b.Errorf("loads = %d, misses = %d, shared = %d: want every Get to load", s.Loads, s.Misses, s.Shared)
+		}
+	})
+
+	b.Run("flightcache-inline", func(b *testing.B) {
+		l, err := flightcache.New(func(ctx context.Context, key string) (int, error) {
+			return benchWork(key), nil
+		}, flightcache.Config{InlineFetch: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer l.Close()
+		ctx := context.Background() // InlineFetch needs a context that cannot be cancelled
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if _, err := l.Get(ctx, keys[i&(len(keys)-1)]); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 
