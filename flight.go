@@ -71,8 +71,10 @@ type loadHooks[K comparable, V any] interface {
 
 // group runs at most one load per key at a time. Every caller waits on its
 // own context; the fetch runs in a goroutine of its own on a context that
-// keeps the first caller's values but not its cancellation. A panic or
-// runtime.Goexit in the fetch becomes an error for every waiter.
+// keeps the first caller's values but not its cancellation (with inline
+// set, on the goroutine of a first caller that cannot be cancelled; see
+// doInlineLocked). A panic or runtime.Goexit in the fetch becomes an error
+// for every waiter.
 type group[K comparable, V any] struct {
 	hooks         loadHooks[K, V]
 	st            *counters
