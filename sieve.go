@@ -396,13 +396,15 @@ func (s *sieveShard[K, V]) relinkLocked(t *bucketTable[K, V], old, repl *entry[K
 }
 
 // evictLocked removes the entry the SIEVE hand chooses. s must hold at
-// least one entry and s.mu must be held.
+// least one entry and s.mu must be held. Hits may mark entries again while
+// the hand moves (they take no lock), so after two full turns the hand
+// takes the entry it is on.
 func (s *sieveShard[K, V]) evictLocked() {
 	o := s.hand
 	if o == nil {
 		o = s.tail
 	}
-	for o.flags.Load()&flagVisited != 0 {
+	for steps := 2 * s.n; steps > 0 && o.flags.Load()&flagVisited != 0; steps-- {
 		o.flags.And(^flagVisited)
 		if o = o.prev; o == nil {
 			o = s.tail
