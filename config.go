@@ -88,9 +88,9 @@ type Config struct {
 	// Mode selects flight-only or cached operation. Default ModeFlight.
 	Mode Mode `json:"mode" yaml:"mode"`
 
-	// MaxEntries bounds the number of cached entries; the least recently
-	// used entry is evicted to make room. Required (> 0) in cache mode,
-	// ignored in flight mode.
+	// MaxEntries bounds the number of cached entries; Policy chooses the
+	// entry evicted to make room. Required (> 0) in cache mode, ignored in
+	// flight mode.
 	MaxEntries int `json:"max_entries,omitempty" yaml:"max_entries,omitempty"`
 
 	// Policy chooses the entry to evict when MaxEntries is reached:
