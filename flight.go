@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -130,9 +129,7 @@ func (g *group[K, V]) init(hooks loadHooks[K, V], st *counters, cfg Config) {
 	g.closing, g.stop = context.WithCancelCause(context.Background())
 	bits := 0
 	if g.window == 0 { // micro-batching needs one lock over every key
-		for 1<<(bits+1) <= min(4*runtime.GOMAXPROCS(0), maxShards) {
-			bits++
-		}
+		bits = shardBits(1, 0)
 	}
 	g.seed, g.shift = maphash.MakeSeed(), uint(64-bits)
 	g.shards = make([]flightShard[K, V], 1<<bits)

@@ -71,13 +71,21 @@ const (
 	maxBucketBits   = 32 // past 4G buckets per shard, chains grow instead
 )
 
-func newSieveCache[K comparable, V any](maxEntries int) *sieveCache[K, V] {
+// shardBits returns log2 of the number of shards for a structure whose
+// every shard must keep at least perShard of total items (0: no minimum):
+// up to 4 shards per P, at most maxShards.
+func shardBits(total, perShard int) int {
 	want := min(4*runtime.GOMAXPROCS(0), maxShards)
-	shardBits := 0
-	for 1<<(shardBits+1) <= want && maxEntries>>(shardBits+1) >= minShardEntries {
-		shardBits++
+	bits := 0
+	for 1<<(bits+1) <= want && total>>(bits+1) >= perShard {
+		bits++
 	}
-	c := &sieveCache[K, V]{seed: maphash.MakeSeed(), shift: uint(64 - shardBits), shards: make([]sieveShard[K, V], 1<<shardBits), max: int64(maxEntries)}
+	return bits
+}
+
+func newSieveCache[K comparable, V any](maxEntries int) *sieveCache[K, V] {
+	n := shardBits(maxEntries, minShardEntries)
+	c := &sieveCache[K, V]{seed: maphash.MakeSeed(), shift: uint(64 - n), shards: make([]sieveShard[K, V], 1<<n), max: int64(maxEntries)}
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.maxBuckets = 1 << min(bits.Len(uint(maxEntries-1)), maxBucketBits) // the power of two >= maxEntries
@@ -159,14 +167,14 @@ func (c *sieveCache[K, V]) getLocked(s *sieveShard[K, V], h uint64, key K, now i
 }
 
 func (c *sieveCache[K, V]) refreshSkipped(e *entry[K, V]) {
-	s := &c.shards[maphash.Comparable(c.seed, e.key)>>c.shift]
+	_, s := c.locate(e.key)
 	s.mu.Lock()
 	e.flags.And(^flagRefreshing)
 	s.mu.Unlock()
 }
 
 func (c *sieveCache[K, V]) refreshFailed(e *entry[K, V], now int64) time.Duration {
-	s := &c.shards[maphash.Comparable(c.seed, e.key)>>c.shift]
+	_, s := c.locate(e.key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return refreshFailedLocked(e, now)
