@@ -213,9 +213,13 @@ func (g *group[K, V]) doMany(ctx context.Context, keys []K) (waits []waitFor[K, 
 		}
 		if c, ok := s.calls[key]; ok {
 			c.waiters++
+			if c.done == nil { // a load run inline makes it for its first joiner
+				c.done = make(chan struct{})
+			}
 			s.mu.Unlock()
-			g.st.cell().misses.Add(1)
-			g.st.cell().shared.Add(1)
+			cl := g.st.cell()
+			cl.misses.Add(1)
+			cl.shared.Add(1)
 			waits = append(waits, waitFor[K, V]{key, c})
 			continue
 		}
@@ -317,7 +321,7 @@ func (g *group[K, V]) runBatch(b *batch[K, V]) {
 			if failure != nil {
 				c.val, c.err, c.abnormal = *new(V), failure, true
 			}
-			g.finish(ctx, b.keys[i], c)
+			g.finish(ctx, g.shard(b.keys[i]), b.keys[i], c)
 		}
 		for _, c := range b.calls {
 			if c.after != nil && failure == nil {
@@ -390,9 +394,15 @@ func (l *Loader[K, V]) fetchBatch(ctx context.Context, keys []K, calls []*call[K
 	}
 	l.st.batchLoads.Add(1)
 	l.st.observeBatch(len(ask))
-	start := l.now()
+	var start int64
+	if l.timed {
+		start = l.now()
+	}
 	found, err := l.batchFn(ctx, ask)
-	took := time.Duration(l.now() - start)
+	var took time.Duration
+	if l.timed {
+		took = time.Duration(l.now() - start)
+	}
 	if err == nil && ctx.Err() != nil {
 		// It returned after its context ended: what it left out was not
 		// looked for, so it is not "not found".

@@ -60,6 +60,11 @@ func TestConfigNewRejectsBadConfig(t *testing.T) {
 			want: []string{"MaxEntries must not be negative (got -1)"},
 		},
 		{
+			name: "DisableLoadTiming with EarlyRefresh",
+			cfg:  flightcache.Config{Mode: flightcache.ModeCache, MaxEntries: 10, EarlyRefresh: true, DisableLoadTiming: true},
+			want: []string{"DisableLoadTiming cannot be combined with EarlyRefresh"},
+		},
+		{
 			name: "negative TTL",
 			cfg:  flightcache.Config{TTL: -time.Second},
 			want: []string{"TTL must not be negative (got -1s)"},
@@ -518,6 +523,7 @@ func TestConfigJSONRoundTrip(t *testing.T) {
 		{TTL: time.Nanosecond},
 		{FetchTimeout: 1500 * time.Millisecond},
 		{Name: "x", MaxConcurrentFetches: 1},
+		{InlineFetch: true, DisableLoadTiming: true},
 	} {
 		data, err := json.Marshal(cfg)
 		require.NoError(t, err)

@@ -41,8 +41,9 @@ type call[K comparable, V any] struct {
 	inline      bool                    // run by its first Get (see doInlineLocked)
 
 	// Guarded by the flightShard.mu of the call's key.
-	waiters int  // Gets waiting for this call
-	started bool // the fetch has its slot and is running
+	waiters  int  // Gets waiting for this call
+	started  bool // the fetch has its slot and is running
+	detached bool // no longer the load new Gets of its key join: gone from flightShard.calls
 }
 
 // loadHooks is what a group needs from its Loader.
@@ -83,6 +84,14 @@ type group[K comparable, V any] struct {
 	maxBatch      int                 // most keys in one batch fetch; 0: no limit
 	window        time.Duration       // > 0: single-key loads are micro-batched
 	inline        bool                // Config.InlineFetch: a Get that cannot be cancelled runs its load itself
+	cached        bool                // the hooks keep a cache, to re-check before a load
+	// reuse is set when no load's TTL choice is ever read (flight mode
+	// without a shared tier): then a load run inline needs no TTL slot of
+	// its own, its fetch context is not part of its call, and a call that
+	// no other Get joined is kept in its shard's spare for the next one.
+	reuse    bool
+	noSlot   ttlSlot     // the TTL slot of the inline loads' contexts with reuse: SetTTL works, nothing reads it
+	plainCtx loadContext // the fetch context of an inline load with reuse, for a Get on context.Background or TODO
 	// closing is cancelled, with cause ErrClosed, by close: the fetch
 	// context of a load run inline ends with it.
 	closing context.Context
@@ -106,7 +115,23 @@ type flightShard[K comparable, V any] struct {
 	mu      sync.Mutex               // guards calls, running, and the waiters and started of their calls
 	calls   map[K]*call[K, V]        // the load that new Gets of a key join
 	running map[*call[K, V]]struct{} // every load not yet finished, joinable or not (not inline ones)
+	spare   []*call[K, V]            // zeroed calls for inline loads, with group.reuse
 	_       [64]byte                 // keeps shards off each other's cache lines
+}
+
+// maxSpare bounds flightShard.spare.
+const maxSpare = 4
+
+// spareLocked returns a zeroed call, reused when s has one. s.mu must be
+// held.
+func (s *flightShard[K, V]) spareLocked() *call[K, V] {
+	if n := len(s.spare); n > 0 {
+		c := s.spare[n-1]
+		s.spare[n-1] = nil
+		s.spare = s.spare[:n-1]
+		return c
+	}
+	return &call[K, V]{}
 }
 
 // shard returns key's shard.
@@ -117,7 +142,7 @@ func (g *group[K, V]) shard(key K) *flightShard[K, V] {
 	return &g.shards[maphash.Comparable(g.seed, key)>>g.shift]
 }
 
-func (g *group[K, V]) init(hooks loadHooks[K, V], st *counters, cfg Config) {
+func (g *group[K, V]) init(hooks loadHooks[K, V], st *counters, cfg Config, ttlUnread bool) {
 	g.hooks, g.st = hooks, st
 	g.timeout = cfg.FetchTimeout
 	g.keepAbandoned = cfg.Mode == ModeCache
@@ -127,6 +152,9 @@ func (g *group[K, V]) init(hooks loadHooks[K, V], st *counters, cfg Config) {
 	g.maxBatch, g.window = cfg.MaxBatchSize, cfg.BatchWindow
 	g.inline = cfg.InlineFetch && cfg.BatchWindow == 0
 	g.closing, g.stop = context.WithCancelCause(context.Background())
+	g.reuse = g.inline && ttlUnread
+	g.cached = cfg.Mode == ModeCache
+	g.plainCtx = loadContext{Context: g.closing, values: context.Background(), slot: &g.noSlot}
 	bits := 0
 	if g.window == 0 { // micro-batching needs one lock over every key
 		bits = shardBits(1, 0)
@@ -144,7 +172,12 @@ func (g *group[K, V]) init(hooks loadHooks[K, V], st *counters, cfg Config) {
 func (g *group[K, V]) do(ctx context.Context, key K) (V, error) {
 	// Most Gets that get here start a load: make its call before taking
 	// the shard's lock, to keep the allocations out of the critical section.
-	pre := &call[K, V]{}
+	// (A reused call for an inline load is taken under the lock instead.)
+	inline := g.inline && ctx.Done() == nil
+	var pre *call[K, V]
+	if !inline || !g.reuse {
+		pre = &call[K, V]{}
+	}
 	s := g.shard(key)
 	s.mu.Lock()
 	if g.closed.Load() {
@@ -158,18 +191,25 @@ func (g *group[K, V]) do(ctx context.Context, key K) (V, error) {
 		if c.done == nil {
 			c.done = make(chan struct{})
 		}
-		g.st.cell().misses.Add(1)
-		g.st.cell().shared.Add(1)
+		cl := g.st.cell()
+		cl.misses.Add(1)
+		cl.shared.Add(1)
 		s.mu.Unlock()
 		return g.wait(ctx, key, c)
 	}
-	res, token := g.hooks.recheckBegin(key)
-	if res.found {
-		s.mu.Unlock()
-		return g.hooks.hit(ctx, key, res)
+	var token uint64
+	if g.cached {
+		var res lookup[K, V]
+		if res, token = g.hooks.recheckBegin(key); res.found {
+			s.mu.Unlock()
+			return g.hooks.hit(ctx, key, res)
+		}
+	}
+	if pre == nil {
+		pre = s.spareLocked()
 	}
 	pre.token = token
-	if g.inline && ctx.Done() == nil {
+	if inline {
 		return g.doInlineLocked(ctx, s, key, pre)
 	}
 	pre.done = make(chan struct{})
@@ -179,8 +219,9 @@ func (g *group[K, V]) do(ctx context.Context, key K) (V, error) {
 		c = g.startCallLocked(ctx, s, key, pre, false, nil)
 	}
 	c.waiters = 1
-	g.st.cell().misses.Add(1)
-	g.st.cell().loads.Add(1)
+	cl := g.st.cell()
+	cl.misses.Add(1)
+	cl.loads.Add(1)
 	s.mu.Unlock()
 	return g.wait(ctx, key, c)
 }
@@ -202,17 +243,26 @@ func (g *group[K, V]) doInlineLocked(ctx context.Context, s *flightShard[K, V], 
 	c.waiters = 1
 	c.started = g.sem == nil // with a slot to wait for, slotAndFetch sets it
 	c.cancel = noCancel      // Close cancels g.closing instead
-	values := ctx
-	if ctx != context.Background() && ctx != context.TODO() {
-		values = context.WithoutCancel(ctx) // hides any cancelable parent from context.Cause
-	}
-	c.inlineCtx = loadContext{Context: g.closing, values: values, slot: &c.entryTTL}
-	g.st.cell().misses.Add(1)
-	g.st.cell().loads.Add(1)
+	cl := g.st.cell()
+	cl.misses.Add(1)
+	cl.loads.Add(1)
 	g.wg.Add(1)
 	s.mu.Unlock()
-	g.run(&c.inlineCtx, key, c)
-	return c.val, c.err
+	plain := ctx == context.Background() || ctx == context.TODO()
+	var fctx *loadContext
+	switch {
+	case g.reuse && plain:
+		fctx = &g.plainCtx
+	case g.reuse: // the context must not be part of c, which is reused
+		fctx = &loadContext{Context: g.closing, values: context.WithoutCancel(ctx), slot: &g.noSlot}
+	case plain:
+		c.inlineCtx = loadContext{Context: g.closing, values: ctx, slot: &c.entryTTL}
+		fctx = &c.inlineCtx
+	default: // WithoutCancel hides any cancelable parent from context.Cause
+		c.inlineCtx = loadContext{Context: g.closing, values: context.WithoutCancel(ctx), slot: &c.entryTTL}
+		fctx = &c.inlineCtx
+	}
+	return g.run(fctx, s, key, c) // c may be reused once run returns
 }
 
 // noCancel is the cancel func of a load run inline.
@@ -269,7 +319,7 @@ func (g *group[K, V]) startCallLocked(ctx context.Context, s *flightShard[K, V],
 	fctx, cancel := context.WithCancelCause(context.WithValue(context.WithoutCancel(ctx), ttlSlotKey{}, &c.entryTTL))
 	c.cancel = cancel
 	g.wg.Add(1)
-	go g.run(fctx, key, c)
+	go g.run(fctx, s, key, c)
 	return c
 }
 
@@ -320,12 +370,13 @@ func (g *group[K, V]) leave(key K, c *call[K, V]) {
 	if c.waiters > 0 {
 		return
 	}
-	joinable := s.calls[key] == c
+	joinable := !c.detached
 	if joinable && (c.background || g.keepAbandoned && c.started) {
 		return
 	}
 	if joinable {
 		delete(s.calls, key)
+		c.detached = true
 	}
 	c.cancel(errAbandoned)
 }
@@ -337,6 +388,7 @@ func (g *group[K, V]) forget(key K) {
 	s.mu.Lock()
 	if c, ok := s.calls[key]; ok {
 		delete(s.calls, key)
+		c.detached = true
 		if c.waiters == 0 {
 			c.cancel(errAbandoned)
 		}
@@ -351,6 +403,7 @@ func (g *group[K, V]) forgetAll() {
 		s.mu.Lock()
 		for key, c := range s.calls {
 			delete(s.calls, key)
+			c.detached = true
 			if c.waiters == 0 {
 				c.cancel(errAbandoned)
 			}
@@ -382,8 +435,9 @@ func (g *group[K, V]) close() {
 
 // run is the goroutine of one load. Whatever the fetch does (return, panic,
 // runtime.Goexit), run records an outcome, releases every waiter and frees
-// the key.
-func (g *group[K, V]) run(ctx context.Context, key K, c *call[K, V]) {
+// the key. It returns the outcome, for a load run inline: finish may have
+// handed c to the next load.
+func (g *group[K, V]) run(ctx context.Context, s *flightShard[K, V], key K, c *call[K, V]) (v V, err error) {
 	defer g.wg.Done()
 	if g.timeout > 0 {
 		var cancel context.CancelFunc
@@ -395,15 +449,17 @@ func (g *group[K, V]) run(ctx context.Context, key K, c *call[K, V]) {
 		if !returned { // only runtime.Goexit gets here without returning
 			c.err, c.abnormal = ErrGoexit, true
 		}
-		g.finish(ctx, key, c)
-		if c.after != nil {
-			_ = catchPanic(c.after)
+		after := c.after
+		v, err = g.finish(ctx, s, key, c)
+		if after != nil {
+			_ = catchPanic(after)
 		}
 	}()
-	if perr := catchPanic(func() { c.val, c.err, c.took = g.slotAndFetch(ctx, key, c) }); perr != nil {
+	if perr := catchPanic(func() { c.val, c.err, c.took = g.slotAndFetch(ctx, s, key, c) }); perr != nil {
 		c.err, c.abnormal = perr, true
 	}
 	returned = true
+	return v, err // set by the deferred finish
 }
 
 // catchPanic runs f and returns a *PanicError if it panicked. If f calls
@@ -420,7 +476,7 @@ func catchPanic(f func()) (err error) {
 }
 
 // slotAndFetch waits for a fetch slot, then runs the fetch.
-func (g *group[K, V]) slotAndFetch(ctx context.Context, key K, c *call[K, V]) (V, error, time.Duration) {
+func (g *group[K, V]) slotAndFetch(ctx context.Context, s *flightShard[K, V], key K, c *call[K, V]) (V, error, time.Duration) {
 	if g.sem != nil {
 		if err := g.sem.Acquire(ctx, 1); err != nil {
 			var zero V
@@ -428,12 +484,16 @@ func (g *group[K, V]) slotAndFetch(ctx context.Context, key K, c *call[K, V]) (V
 		}
 		defer g.sem.Release(1)
 	}
-	if err := ctx.Err(); err != nil { // cancelled while waiting: don't start
+	// Cancelled while waiting, or abandoned before its goroutine ran: don't
+	// start. (An inline load with no slot to wait for has not waited.)
+	if g.sem == nil && c.inline {
+		return g.hooks.fetch(ctx, key, c)
+	}
+	if err := ctx.Err(); err != nil {
 		var zero V
 		return zero, err, -1
 	}
 	if !c.started { // set at creation for an inline load that needs no slot
-		s := g.shard(key)
 		s.mu.Lock()
 		c.started = true
 		s.mu.Unlock()
@@ -442,9 +502,11 @@ func (g *group[K, V]) slotAndFetch(ctx context.Context, key K, c *call[K, V]) (V
 }
 
 // finish hands c's result to the Loader, frees the key unless a newer load
-// holds it, and releases the waiters. ctx is the load's context: an error
-// caused by Close says so.
-func (g *group[K, V]) finish(ctx context.Context, key K, c *call[K, V]) {
+// holds it, releases the waiters and returns the result. ctx is the load's
+// context: an error caused by Close says so. s is key's shard. With reuse,
+// an inline call nobody joined goes to s.spare: the caller must not touch
+// c after finish.
+func (g *group[K, V]) finish(ctx context.Context, s *flightShard[K, V], key K, c *call[K, V]) (V, error) {
 	if c.err != nil && errors.Is(context.Cause(ctx), ErrClosed) {
 		c.err = fmt.Errorf("%w: the load was interrupted: %w", ErrClosed, c.err)
 	}
@@ -455,19 +517,27 @@ func (g *group[K, V]) finish(ctx context.Context, key K, c *call[K, V]) {
 		var zero V
 		c.val, c.err, c.abnormal = zero, perr, true
 	}
-	s := g.shard(key)
 	s.mu.Lock()
-	if s.calls[key] == c {
+	if !c.detached {
 		delete(s.calls, key)
+		c.detached = true
 	}
 	if !c.inline {
 		delete(s.running, c)
 	}
 	done := c.done // nobody can join now: a nil done stays nil
+	v, err, cancel := c.val, c.err, c.cancel
+	if done == nil && c.inline && g.reuse && len(s.spare) < maxSpare {
+		// Nobody else refers to c: no Get joined it (that makes done), it is
+		// out of s.calls, and its fetch context is not part of it.
+		*c = call[K, V]{}
+		s.spare = append(s.spare, c)
+	}
 	s.mu.Unlock()
 	g.st.inFlight.Add(-1)
-	c.cancel(nil)
+	cancel(nil)
 	if done != nil {
 		close(done)
 	}
+	return v, err
 }

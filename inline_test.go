@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/flightcache/flightcache"
@@ -213,3 +214,192 @@ func TestInlineFetchCancelableLeader(t *testing.T) {
 // runtimeGoexit is runtime.Goexit, named so that the fetch above reads as
 // what it tests.
 var runtimeGoexit = runtime.Goexit
+
+// leanCfg is flight mode with InlineFetch and DisableLoadTiming: a load run
+// inline takes its call from its shard's spares and gives it back after.
+var leanCfg = flightcache.Config{InlineFetch: true, DisableLoadTiming: true}
+
+// TestInlineReuseJoinedCall: a call that another Get joined is not reused
+// while that Get reads it. The fetch's first load is held until a second
+// Get (with a cancelable context, so it waits) has joined; once both have
+// their value, later loads of other keys reuse what they can, and the
+// joined Get's value is still its own.
+func TestInlineReuseJoinedCall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		l := mustNew(t, func(ctx context.Context, key string) (string, error) {
+			if key == "held" {
+				<-release
+			}
+			return "v:" + key, nil
+		}, leanCfg)
+		leader := make(chan string, 1)
+		go func() {
+			v, _ := l.Get(context.Background(), "held")
+			leader <- v
+		}()
+		synctest.Wait()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		joined := make(chan string, 1)
+		go func() {
+			v, _ := l.Get(ctx, "held")
+			joined <- v
+		}()
+		synctest.Wait()
+		require.EqualValues(t, 1, l.Stats().Shared)
+		close(release)
+		require.Equal(t, "v:held", <-leader)
+		require.Equal(t, "v:held", <-joined, "the joined Get read a call that was handed to another load")
+		for i := range 100 {
+			key := string(rune('a' + i%26))
+			v, err := l.Get(context.Background(), key)
+			require.NoError(t, err)
+			require.Equal(t, "v:"+key, v)
+		}
+		s := l.Stats()
+		require.EqualValues(t, 101, s.Loads)
+		require.Zero(t, s.InFlight)
+	})
+}
+
+// TestInlineReuseOutcomes: loads run one after another on reused calls
+// each return their own outcome (value, not-found, error, panic, a context
+// value) and nothing of the one before; a fetch that keeps its context and
+// uses it after returning (SetTTL, Value) while later loads run is no data
+// race (run with -race).
+func TestInlineReuseOutcomes(t *testing.T) {
+	type ctxKey struct{}
+	errBackend := errors.New("backend down")
+	kept := make(chan context.Context, 1)
+	l := mustNew(t, func(ctx context.Context, key string) (string, error) {
+		switch key {
+		case "missing":
+			return "", flightcache.ErrNotFound
+		case "broken":
+			return "", errBackend
+		case "panics":
+			panic("boom")
+		case "keeps":
+			kept <- ctx
+		case "value":
+			v, _ := ctx.Value(ctxKey{}).(string)
+			return "ctx:" + v, nil
+		}
+		return "v:" + key, nil
+	}, leanCfg)
+
+	_, err := l.Get(context.Background(), "keeps")
+	require.NoError(t, err)
+	late := <-kept
+	var wg sync.WaitGroup
+	wg.Go(func() { // uses the kept context while the loads below run
+		for range 200 {
+			assert.True(t, flightcache.SetTTL(late, time.Minute), "SetTTL on a flight-mode fetch context")
+			assert.Nil(t, late.Value(ctxKey{}))
+		}
+	})
+	for i := range 200 {
+		v, err := l.Get(context.Background(), "ok")
+		require.NoError(t, err)
+		require.Equal(t, "v:ok", v)
+
+		_, err = l.Get(context.Background(), "missing")
+		require.ErrorIs(t, err, flightcache.ErrNotFound)
+
+		v, err = l.Get(context.Background(), "broken")
+		require.ErrorIs(t, err, errBackend)
+		require.Empty(t, v)
+
+		_, err = l.Get(context.Background(), "panics")
+		require.ErrorIs(t, err, flightcache.ErrPanic)
+
+		ctx := context.WithValue(context.Background(), ctxKey{}, "n"+string(rune('0'+i%10)))
+		v, err = l.Get(ctx, "value")
+		require.NoError(t, err)
+		require.Equal(t, "ctx:n"+string(rune('0'+i%10)), v)
+	}
+	wg.Wait()
+	s := l.Stats()
+	require.EqualValues(t, 1+5*200, s.Loads)
+	require.EqualValues(t, 200, s.Panics)
+	require.Zero(t, s.LoadDuration.Count, "DisableLoadTiming: no fetch is timed")
+	require.Zero(t, s.InFlight)
+}
+
+// TestDisableLoadTiming: with it, loads are counted but not timed; without
+// it, every load is in the histogram with the time its fetch took.
+func TestDisableLoadTiming(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		for _, mode := range []flightcache.Mode{flightcache.ModeFlight, flightcache.ModeCache} {
+			clock := newClock()
+			cfg := flightcache.Config{Mode: mode, MaxEntries: 10, TTL: time.Hour, Clock: clock, DisableLoadTiming: off, InlineFetch: true}
+			l := mustNew(t, func(ctx context.Context, key string) (string, error) {
+				clock.Advance(3 * time.Millisecond)
+				return key, nil
+			}, cfg)
+			for _, k := range []string{"a", "b", "c"} {
+				_, err := l.Get(context.Background(), k)
+				require.NoError(t, err)
+			}
+			res := l.GetMany(context.Background(), []string{"d", "e"}) // no batch fetch: one load each
+			require.NoError(t, res.Err())
+			s := l.Stats()
+			require.EqualValues(t, 5, s.Loads, "mode %v, DisableLoadTiming %v", mode, off)
+			if off {
+				require.Zero(t, s.LoadDuration.Count, "mode %v", mode)
+				require.Zero(t, s.LoadDuration.Sum, "mode %v", mode)
+			} else {
+				require.EqualValues(t, 5, s.LoadDuration.Count, "mode %v", mode)
+				require.Equal(t, 15*time.Millisecond, s.LoadDuration.Sum, "mode %v", mode)
+			}
+			if mode == flightcache.ModeCache { // entries still expire by the clock
+				clock.Advance(time.Hour)
+				_, err := l.Get(context.Background(), "a")
+				require.NoError(t, err)
+				require.EqualValues(t, 6, l.Stats().Loads, "mode %v, DisableLoadTiming %v: the entry expired", mode, off)
+			}
+		}
+	}
+}
+
+// TestInlineFetchJoinedByGetMany: a GetMany that joins a load run inline
+// gets its result. (Found by the thrash: the join did not make the channel
+// an inline load makes only for its first joiner, and the GetMany waited
+// for ever.)
+func TestInlineFetchJoinedByGetMany(t *testing.T) {
+	for _, cfg := range []flightcache.Config{inlineCfg, leanCfg} {
+		t.Run(cfg.Mode.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				release := make(chan struct{})
+				l := mustNew(t, func(ctx context.Context, key string) (string, error) {
+					if key == "held" {
+						<-release
+					}
+					return "v:" + key, nil
+				}, cfg, flightcache.WithBatch(func(ctx context.Context, keys []string) (map[string]string, error) {
+					out := make(map[string]string, len(keys))
+					for _, k := range keys {
+						out[k] = "v:" + k
+					}
+					return out, nil
+				}))
+				leader := make(chan string, 1)
+				go func() {
+					v, _ := l.Get(context.Background(), "held")
+					leader <- v
+				}()
+				synctest.Wait()
+				many := make(chan flightcache.Results[string, string], 1)
+				go func() { many <- l.GetMany(context.Background(), []string{"held", "other"}) }()
+				synctest.Wait()
+				require.EqualValues(t, 1, l.Stats().Shared)
+				close(release)
+				require.Equal(t, "v:held", <-leader)
+				res := <-many
+				require.NoError(t, res.Err())
+				require.Equal(t, map[string]string{"held": "v:held", "other": "v:other"}, res.Values())
+			})
+		})
+	}
+}

@@ -39,6 +39,7 @@ type Loader[K comparable, V any] struct {
 	logger   *slog.Logger
 	notFound func(error) bool // nil: ErrNotFound only
 	rand     func() float64
+	timed    bool // fetches are timed (not Config.DisableLoadTiming)
 
 	cache  store[K, V]       // nil in flight mode
 	sieve  *sieveCache[K, V] // cache, when it is one: called directly on the hit path
@@ -79,6 +80,7 @@ func New[K comparable, V any](fetch FetchFunc[K, V], cfg Config, opts ...Option[
 		logger:   cfg.Logger,
 		notFound: cfg.NotFound,
 		rand:     cfg.Rand,
+		timed:    !cfg.DisableLoadTiming,
 	}
 	if cfg.EarlyRefresh {
 		l.beta = cfg.EarlyRefreshBeta
@@ -115,7 +117,7 @@ func New[K comparable, V any](fetch FetchFunc[K, V], cfg Config, opts ...Option[
 		l.cache = newStore[K, V](cfg.Policy, cfg.MaxEntries)
 		l.sieve, _ = l.cache.(*sieveCache[K, V])
 	}
-	l.flight.init(l, &l.st, cfg)
+	l.flight.init(l, &l.st, cfg, cfg.Mode == ModeFlight && l.remote == nil)
 	if l.remote != nil {
 		l.stopWatch = l.remote.Watch(l.remoteInvalidated, l.remoteReset)
 	}
@@ -371,14 +373,23 @@ func (l *Loader[K, V]) fetch(ctx context.Context, key K, c *call[K, V]) (V, erro
 	if l.remote != nil {
 		return l.fetchShared(ctx, key, c)
 	}
+	if !l.timed {
+		v, err := l.fetchFn(ctx, key)
+		return v, err, 0
+	}
 	start := l.now()
 	v, err := l.fetchFn(ctx, key)
 	c.endAt = l.now() // done's "now": one clock read less per load
 	return v, err, time.Duration(c.endAt - start)
 }
 
-// timedFetch runs the user's fetch and times it.
+// timedFetch runs the user's fetch and times it, unless fetches are not
+// timed (then it reports 0).
 func (l *Loader[K, V]) timedFetch(ctx context.Context, key K) (V, error, time.Duration) {
+	if !l.timed {
+		v, err := l.fetchFn(ctx, key)
+		return v, err, 0
+	}
 	start := l.now()
 	v, err := l.fetchFn(ctx, key)
 	return v, err, time.Duration(l.now() - start)
@@ -403,7 +414,7 @@ func (l *Loader[K, V]) done(key K, c *call[K, V]) {
 			attrs = append(attrs, "stack", string(pe.Stack))
 		}
 		l.log(slog.LevelError, "flightcache: fetch did not return", attrs...)
-	} else if c.took >= 0 {
+	} else if c.took >= 0 && l.timed {
 		l.st.observe(c.took)
 	}
 	if l.cache == nil {

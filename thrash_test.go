@@ -71,6 +71,9 @@ type relAdvancer interface {
 // thrashBackend is the fetch and batch fetch of a thrash run.
 type thrashBackend struct {
 	fetches, batches atomic.Int64
+	// noGoexit: fetch never calls runtime.Goexit (with InlineFetch it
+	// would end the worker that runs the load).
+	noGoexit bool
 }
 
 func (b *thrashBackend) slow(ctx context.Context) error {
@@ -94,7 +97,9 @@ func (b *thrashBackend) fetch(ctx context.Context, key string) (string, error) {
 	case r < 20:
 		panic("thrash panic " + relKeyTag(key))
 	case r < 22:
-		runtime.Goexit()
+		if !b.noGoexit {
+			runtime.Goexit()
+		}
 	case r < 32:
 		if err := b.slow(ctx); err != nil {
 			return "", err
@@ -135,6 +140,10 @@ type thrashConfig struct {
 	remote  bool // use the shared tier
 }
 
+// inline reports whether Gets with a context that cannot be cancelled run
+// their loads themselves.
+func (tc thrashConfig) inline() bool { return tc.cfg.InlineFetch && tc.cfg.BatchWindow == 0 }
+
 func thrashConfigs() []thrashConfig {
 	base := flightcache.Config{
 		Mode: flightcache.ModeCache, MaxEntries: 128,
@@ -148,7 +157,15 @@ func thrashConfigs() []thrashConfig {
 	micro.MaxEntries, micro.BatchWindow, micro.MaxBatchSize, micro.MaxConcurrentFetches = 64, 50*time.Microsecond, 16, 0
 	shared := base
 	shared.RemoteTTL, shared.RemoteLeaseTimeout = 30*time.Millisecond, time.Second
+	inlineCache := base
+	inlineCache.InlineFetch = true
+	// flight mode, inline loads on reused calls: no slot to wait for, no timing.
+	inlineFlight := flight
+	inlineFlight.InlineFetch, inlineFlight.DisableLoadTiming, inlineFlight.EarlyRefresh = true, true, false
+	inlineFlight.MaxConcurrentFetches = 0
 	return []thrashConfig{
+		{name: "cache-inline", cfg: inlineCache, keys: 300, loaders: 1},
+		{name: "flight-inline", cfg: inlineFlight, keys: 300, loaders: 1},
 		{name: "cache", cfg: base, keys: 300, loaders: 1},
 		{name: "flight", cfg: flight, keys: 300, loaders: 1},
 		{name: "microbatch", cfg: micro, keys: 200, loaders: 1},
@@ -275,7 +292,7 @@ func TestThrash(t *testing.T) {
 func runThrash(t *testing.T, tc thrashConfig, workers, ops int) {
 	ignore := goleak.IgnoreCurrent()
 	start := time.Now()
-	backend := &thrashBackend{}
+	backend := &thrashBackend{noGoexit: tc.inline()}
 	logs := &relCountingHandler{}
 	clock := newClock() // a *fakeClock: the fake shared store reads it too
 	cfg := tc.cfg

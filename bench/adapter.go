@@ -118,6 +118,8 @@ var errNotLoaded = errors.New("bench: the library returned no value (its loader 
 var libraries = []Library{
 	{Name: "flightcache-flight", Kind: Flight, Flightcache: true, New: newFlightcacheFlight,
 		Note: "`Config{InlineFetch: true}` (flight mode; a Get with a non-cancelable ctx runs the load itself)"},
+	{Name: "flightcache-flight-untimed", Kind: Flight, Flightcache: true, New: newFlightcacheFlightUntimed,
+		Note: "`Config{InlineFetch: true, DisableLoadTiming: true}` (as flightcache-flight, without the load-duration histogram)"},
 	{Name: "flightcache", Kind: Cached, Flightcache: true, New: newFlightcacheCache,
 		Note: "`ModeCache`, `MaxEntries`, `TTL`, `InlineFetch` (default policy: SIEVE)"},
 	{Name: "flightcache-2q", Kind: Cached, Flightcache: true, New: newFlightcache2Q,

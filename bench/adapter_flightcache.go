@@ -25,6 +25,14 @@ func newFlightcacheFlight(s Setup) (Cache, error) {
 	return &flightcacheAdapter{l}, nil
 }
 
+func newFlightcacheFlightUntimed(s Setup) (Cache, error) {
+	l, err := flightcache.New(s.Fetch, flightcache.Config{Name: "bench", InlineFetch: true, DisableLoadTiming: true})
+	if err != nil {
+		return nil, err
+	}
+	return &flightcacheAdapter{l}, nil
+}
+
 func newFlightcacheCache(s Setup) (Cache, error) {
 	l, err := flightcache.New(s.Fetch, flightcache.Config{
 		Name:        "bench",
