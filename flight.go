@@ -341,11 +341,26 @@ func (s *flightShard[K, V]) registerLocked(g *group[K, V], key K, c *call[K, V])
 }
 
 // wait returns c's result, or ctx.Err() as soon as ctx ends.
+//
+// It is small enough to be inlined into its callers: a waiter woken with a
+// thousand others returns through as few stack frames as can be, since
+// each frame it goes back through is a cold cache line by then.
 func (g *group[K, V]) wait(ctx context.Context, key K, c *call[K, V]) (V, error) {
+	if end := ctx.Done(); end != nil {
+		return g.waitOrLeave(ctx, end, key, c)
+	}
+	// A plain receive: woken by the close, a waiter returns without taking
+	// the channel's lock again, as a select's waiter must.
+	<-c.done
+	return c.val, c.err
+}
+
+// waitOrLeave is wait for a ctx that can end; end is ctx.Done().
+func (g *group[K, V]) waitOrLeave(ctx context.Context, end <-chan struct{}, key K, c *call[K, V]) (V, error) {
 	select {
 	case <-c.done:
 		return c.val, c.err
-	case <-ctx.Done():
+	case <-end:
 	}
 	select {
 	case <-c.done: // finished as ctx ended: the result is better than an error
