@@ -226,12 +226,15 @@ func writeTargets(m *md, res *results) {
 		verdict(fm.ok() && pm.ok() && fm.center <= 1.1*pm.center, fm.ok() && pm.ok()))
 
 	for _, procs := range []int{1, 2} {
-		k := id{bench: "FlightOverhead", lib: "flightcache-flight", procs: procs}
+		k := id{bench: "FlightOverhead", lib: "flightcache-flight-untimed", procs: procs}
 		fo := res.get(k, "ns/op")
+		k.lib = "flightcache-flight"
+		ft := res.get(k, "ns/op")
 		k.lib = "singleflight"
 		so := res.get(k, "ns/op")
-		m.row(fmt.Sprintf("flight overhead, one key, no contention, `-cpu %d`: ≤ x/sync `Do`", procs), nsPM(fo), "singleflight "+nsPM(so), ratio(fo.center, so.center),
+		m.row(fmt.Sprintf("flight overhead, one key, no contention, `-cpu %d`: ≤ x/sync `Do` (`InlineFetch`, `DisableLoadTiming`)", procs), nsPM(fo), "singleflight "+nsPM(so), ratio(fo.center, so.center),
 			verdict(fo.ok() && so.ok() && fo.center <= so.center, fo.ok() && so.ok()))
+		m.row(fmt.Sprintf("flight overhead, `-cpu %d`: (context) with the load-duration histogram (`InlineFetch` only)", procs), nsPM(ft), "singleflight "+nsPM(so), ratio(ft.center, so.center), "–")
 	}
 	m.p("")
 }

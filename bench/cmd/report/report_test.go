@@ -66,7 +66,7 @@ func TestReportFromSample(t *testing.T) {
 		"| mixed zipf: hit ratio ≥ exact LRU of the same size | 0.6040 | lru-exact 0.6040 |  | **met** |",
 		"| memory per entry ≤ leanest peer + 10% | 195 B | otter 110 B | 1.77× | **not met** |",
 		"| stampede with StaleTTL: no overlapping fetches of one key | 0 |  |  | **met** |",
-		"| flight overhead, one key, no contention, `-cpu 1`: ≤ x/sync `Do` | – | singleflight – | – | not measured |",
+		"| flight overhead, one key, no contention, `-cpu 1`: ≤ x/sync `Do` (`InlineFetch`, `DisableLoadTiming`) | – | singleflight – | – | not measured |",
 		"Test CPU",
 	} {
 		if !strings.Contains(page, want) {
