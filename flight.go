@@ -180,23 +180,35 @@ func (g *group[K, V]) do(ctx context.Context, key K) (V, error) {
 	}
 	s := g.shard(key)
 	s.mu.Lock()
+	c, ok := s.calls[key]
+	if !ok || g.closed.Load() {
+		return g.startLocked(ctx, s, key, pre, inline)
+	}
+	c.waiters++
+	if c.done == nil {
+		c.done = make(chan struct{})
+	}
+	cl := g.st.cell()
+	cl.misses.Add(1)
+	cl.shared.Add(1)
+	s.mu.Unlock()
+	// Joined: do's frame is all that lies between the caller and the wait
+	// (startLocked holds the rest). A waiter woken with a thousand others
+	// returns through cold stack lines, a few per frame.
+	return g.wait(ctx, key, c)
+}
+
+// startLocked is do for a key with no load to join, or a closed group: it
+// re-checks the cache, then starts a load (pre, when not nil, is its
+// call) and waits for it, or runs it inline. s is key's shard; s.mu must
+// be held, and startLocked releases it.
+func (g *group[K, V]) startLocked(ctx context.Context, s *flightShard[K, V], key K, pre *call[K, V], inline bool) (V, error) {
 	if g.closed.Load() {
 		s.mu.Unlock()
 		var zero V
 		return zero, ErrClosed
 	}
-	c, ok := s.calls[key]
-	if ok {
-		c.waiters++
-		if c.done == nil {
-			c.done = make(chan struct{})
-		}
-		cl := g.st.cell()
-		cl.misses.Add(1)
-		cl.shared.Add(1)
-		s.mu.Unlock()
-		return g.wait(ctx, key, c)
-	}
+	var c *call[K, V]
 	var token uint64
 	if g.cached {
 		var res lookup[K, V]

@@ -134,35 +134,66 @@ func (l *Loader[K, V]) Name() string { return l.name }
 // ends: then Get returns ctx.Err() at once, and the load carries on for any
 // other waiter. A fetch's error is returned as the fetch returned it; a
 // panic becomes a *PanicError. After Close, Get returns ErrClosed.
+//
+// Get is small enough to be inlined, and each path below it keeps few
+// stack frames between the caller and a wait: a Get woken with a thousand
+// others returns through cold stack lines.
 func (l *Loader[K, V]) Get(ctx context.Context, key K) (V, error) {
+	if l.cache == nil && !l.closed.Load() {
+		return l.flight.do(ctx, key)
+	}
+	return l.get(ctx, key)
+}
+
+// get is Get in cache mode, and after Close.
+func (l *Loader[K, V]) get(ctx context.Context, key K) (V, error) {
+	if l.sieve == nil || l.beta > 0 || l.closed.Load() {
+		return l.getOther(ctx, key)
+	}
+	// The default (SIEVE, no early refresh): a lock-free look-up.
+	now := l.now()
+	v, fresh, held := l.sieve.getFresh(key, now)
+	if fresh {
+		l.st.hit()
+		return v, nil
+	}
+	if !held {
+		return l.flight.do(ctx, key)
+	}
+	return l.getHeld(ctx, key, now)
+}
+
+// getHeld is get for a key whose entry is held but not fresh (stale,
+// negative or expired) at now.
+func (l *Loader[K, V]) getHeld(ctx context.Context, key K, now int64) (V, error) {
+	if res := l.cache.get(key, now, 0); res.found {
+		return l.hit(ctx, key, res)
+	}
+	return l.flight.do(ctx, key)
+}
+
+// getOther is get with the LRU or 2Q policy, early refresh, or after Close.
+func (l *Loader[K, V]) getOther(ctx context.Context, key K) (V, error) {
 	if l.closed.Load() {
 		var zero V
 		return zero, ErrClosed
 	}
-	if l.cache != nil {
-		now := l.now()
-		var early float64
-		if l.beta > 0 { // XFetch: β·(−ln u), u uniform in (0, 1]
-			early = l.beta * -math.Log(1-l.rand())
-		} else {
-			var v V
-			var fresh, held bool
-			if l.sieve != nil { // no interface call on the hit path
-				v, fresh, held = l.sieve.getFresh(key, now)
-			} else {
-				v, fresh, held = l.cache.getFresh(key, now)
-			}
-			if fresh {
-				l.st.hit()
-				return v, nil
-			}
-			if !held {
-				return l.flight.do(ctx, key)
-			}
+	now := l.now()
+	var early float64
+	if l.beta > 0 { // XFetch: β·(−ln u), u uniform in (0, 1]
+		early = l.beta * -math.Log(1-l.rand())
+	} else {
+		v, fresh, held := l.cache.getFresh(key, now)
+		if fresh {
+			l.st.hit()
+			return v, nil
 		}
-		if res := l.cache.get(key, now, early); res.found {
-			return l.hit(ctx, key, res)
+		if !held {
+			return l.flight.do(ctx, key)
 		}
+	}
+	if res := l.cache.get(key, now, early); res.found {
+		return l.hit(ctx, key, res)
 	}
 	return l.flight.do(ctx, key)
 }
