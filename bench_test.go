@@ -291,22 +291,33 @@ func BenchmarkMiss(b *testing.B) {
 		}
 	})
 
-	b.Run("flightcache-inline", func(b *testing.B) {
-		l, err := flightcache.New(func(ctx context.Context, key string) (int, error) {
-			return benchWork(key), nil
-		}, flightcache.Config{InlineFetch: true})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer l.Close()
-		ctx := context.Background() // InlineFetch needs a context that cannot be cancelled
-		b.ReportAllocs()
-		for i := 0; b.Loop(); i++ {
-			if _, err := l.Get(ctx, keys[i&(len(keys)-1)]); err != nil {
+	// InlineFetch (its Gets need a context that cannot be cancelled), and
+	// without the load-duration histogram.
+	for _, v := range []struct {
+		name string
+		cfg  flightcache.Config
+	}{
+		{"flightcache-inline", flightcache.Config{InlineFetch: true}},
+		{"flightcache-inline-untimed", flightcache.Config{InlineFetch: true, DisableLoadTiming: true}},
+	} {
+		cfg := v.cfg
+		b.Run(v.name, func(b *testing.B) {
+			l, err := flightcache.New(func(ctx context.Context, key string) (int, error) {
+				return benchWork(key), nil
+			}, cfg)
+			if err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
+			defer l.Close()
+			ctx := context.Background()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if _, err := l.Get(ctx, keys[i&(len(keys)-1)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 
 	b.Run("xsync-Do", func(b *testing.B) {
 		var sf singleflight.Group

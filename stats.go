@@ -150,11 +150,11 @@ type counterCell struct {
 	_                                [64]byte
 }
 
-// hitCell is one stripe of the hits counter, on a cache line of its own.
-// Hits, the only count a hit makes, have more stripes than the other hot
-// counters: two goroutines that share a stripe slow each other's hits by
-// a quarter on 2 cores, and with 64 stripes that happens to 1 pair in 64,
-// for 4 KiB per Loader.
+// hitCell is one stripe of the hits counter, alone in a pair of cache
+// lines (some CPUs fetch lines in pairs). Hits, the only count a hit
+// makes, have more stripes than the other hot counters: two goroutines
+// writing one stripe slow each other's hits by a quarter on 2 cores, and
+// with 64 stripes that happens to 1 pair in 64, for 8 KiB per Loader.
 type hitCell struct {
 	n atomic.Uint64
 	_ [120]byte
