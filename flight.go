@@ -512,8 +512,14 @@ func (g *group[K, V]) slotAndFetch(ctx context.Context, s *flightShard[K, V], ke
 		defer g.sem.Release(1)
 	}
 	// Cancelled while waiting, or abandoned before its goroutine ran: don't
-	// start. (An inline load with no slot to wait for has not waited.)
+	// start. An inline load with no slot to wait for has not waited and
+	// cannot be abandoned; only Close can have ended its context, and the
+	// flag says so more cheaply.
 	if g.sem == nil && c.inline {
+		if g.closed.Load() {
+			var zero V
+			return zero, ErrClosed, -1
+		}
 		return g.hooks.fetch(ctx, key, c)
 	}
 	if err := ctx.Err(); err != nil {
