@@ -172,8 +172,8 @@ func (g *group[K, V]) newBatchLocked(ctx context.Context) *batch[K, V] {
 
 // addLocked registers a new load of key as part of b. s is key's shard;
 // s.mu must be held.
-func (g *group[K, V]) addLocked(s *flightShard[K, V], b *batch[K, V], key K) *call[K, V] {
-	c := g.newCallLocked(s, key)
+func (g *group[K, V]) addLocked(s *flightShard[K, V], h uint64, b *batch[K, V], key K) *call[K, V] {
+	c := g.newCallLocked(s, h, key)
 	var once sync.Once
 	c.cancel = func(cause error) { // the batch ends once none of its calls needs it
 		once.Do(func() {
@@ -204,14 +204,14 @@ type hitFor[K comparable, V any] struct {
 func (g *group[K, V]) doMany(ctx context.Context, keys []K) (waits []waitFor[K, V], hits []hitFor[K, V]) {
 	var b *batch[K, V]
 	for _, key := range keys {
-		s := g.shard(key)
+		h, s := g.locate(key)
 		s.mu.Lock()
 		if g.closed.Load() {
 			s.mu.Unlock()
 			waits = append(waits, waitFor[K, V]{key: key})
 			continue
 		}
-		if c, ok := s.calls[key]; ok {
+		if c := s.calls.find(h, key); c != nil {
 			c.waiters++
 			if c.done == nil { // a load run inline makes it for its first joiner
 				c.done = make(chan struct{})
@@ -231,7 +231,7 @@ func (g *group[K, V]) doMany(ctx context.Context, keys []K) (waits []waitFor[K, 
 		if b == nil {
 			b = g.newBatchLocked(ctx)
 		}
-		c := g.addLocked(s, b, key)
+		c := g.addLocked(s, h, b, key)
 		c.waiters = 1
 		s.mu.Unlock()
 		g.st.cell().misses.Add(1)
@@ -252,7 +252,7 @@ func (g *group[K, V]) doMany(ctx context.Context, keys []K) (waits []waitFor[K, 
 // collected, starting one (and its window) when there is none. A full batch
 // goes at once. s is the group's only shard (micro-batching keeps one);
 // s.mu must be held and g open.
-func (g *group[K, V]) joinMicroBatchLocked(ctx context.Context, s *flightShard[K, V], key K) *call[K, V] {
+func (g *group[K, V]) joinMicroBatchLocked(ctx context.Context, s *flightShard[K, V], h uint64, key K) *call[K, V] {
 	b := g.pending
 	if b != nil && b.ctx.Err() != nil {
 		// Every caller of the batch being collected has left, which
@@ -273,7 +273,7 @@ func (g *group[K, V]) joinMicroBatchLocked(ctx context.Context, s *flightShard[K
 			s.mu.Unlock()
 		})
 	}
-	c := g.addLocked(s, b, key)
+	c := g.addLocked(s, h, b, key)
 	if g.maxBatch > 0 && len(b.keys) >= g.maxBatch {
 		g.dispatchLocked()
 	}

@@ -44,6 +44,11 @@ type call[K comparable, V any] struct {
 	waiters  int  // Gets waiting for this call
 	started  bool // the fetch has its slot and is running
 	detached bool // no longer the load new Gets of its key join: gone from flightShard.calls
+
+	// Set when the call is registered; its place in flightShard.calls.
+	key     K
+	hash    uint64      // the key's hash (see group.locate)
+	nextKey *call[K, V] // next call of the same bucket of flightShard.calls
 }
 
 // loadHooks is what a group needs from its Loader.
@@ -113,7 +118,7 @@ type group[K comparable, V any] struct {
 // flightShard holds the loads of the keys that hash to it.
 type flightShard[K comparable, V any] struct {
 	mu      sync.Mutex               // guards calls, running, and the waiters and started of their calls
-	calls   map[K]*call[K, V]        // the load that new Gets of a key join
+	calls   callTable[K, V]          // the load that new Gets of a key join
 	running map[*call[K, V]]struct{} // every load not yet finished, joinable or not (not inline ones)
 	spare   []*call[K, V]            // zeroed calls for inline loads, with group.reuse
 	_       [64]byte                 // keeps shards off each other's cache lines
@@ -134,12 +139,17 @@ func (s *flightShard[K, V]) spareLocked() *call[K, V] {
 	return &call[K, V]{}
 }
 
+// locate returns key's hash and shard. The hash also places the key in
+// the shard's table of calls: a load hashes its key once.
+func (g *group[K, V]) locate(key K) (uint64, *flightShard[K, V]) {
+	h := maphash.Comparable(g.seed, key)
+	return h, &g.shards[h>>g.shift] // a shift of 64 (one shard) gives 0
+}
+
 // shard returns key's shard.
 func (g *group[K, V]) shard(key K) *flightShard[K, V] {
-	if len(g.shards) == 1 {
-		return &g.shards[0]
-	}
-	return &g.shards[maphash.Comparable(g.seed, key)>>g.shift]
+	_, s := g.locate(key)
+	return s
 }
 
 func (g *group[K, V]) init(hooks loadHooks[K, V], st *counters, cfg Config, ttlUnread bool) {
@@ -162,7 +172,6 @@ func (g *group[K, V]) init(hooks loadHooks[K, V], st *counters, cfg Config, ttlU
 	g.seed, g.shift = maphash.MakeSeed(), uint(64-bits)
 	g.shards = make([]flightShard[K, V], 1<<bits)
 	for i := range g.shards {
-		g.shards[i].calls = make(map[K]*call[K, V])
 		g.shards[i].running = make(map[*call[K, V]]struct{})
 	}
 }
@@ -178,11 +187,11 @@ func (g *group[K, V]) do(ctx context.Context, key K) (V, error) {
 	if !inline || !g.reuse {
 		pre = &call[K, V]{}
 	}
-	s := g.shard(key)
+	h, s := g.locate(key)
 	s.mu.Lock()
-	c, ok := s.calls[key]
-	if !ok || g.closed.Load() {
-		return g.startLocked(ctx, s, key, pre, inline)
+	c := s.calls.find(h, key)
+	if c == nil || g.closed.Load() {
+		return g.startLocked(ctx, s, h, key, pre, inline)
 	}
 	c.waiters++
 	if c.done == nil {
@@ -202,7 +211,7 @@ func (g *group[K, V]) do(ctx context.Context, key K) (V, error) {
 // re-checks the cache, then starts a load (pre, when not nil, is its
 // call) and waits for it, or runs it inline. s is key's shard; s.mu must
 // be held, and startLocked releases it.
-func (g *group[K, V]) startLocked(ctx context.Context, s *flightShard[K, V], key K, pre *call[K, V], inline bool) (V, error) {
+func (g *group[K, V]) startLocked(ctx context.Context, s *flightShard[K, V], h uint64, key K, pre *call[K, V], inline bool) (V, error) {
 	if g.closed.Load() {
 		s.mu.Unlock()
 		var zero V
@@ -222,13 +231,13 @@ func (g *group[K, V]) startLocked(ctx context.Context, s *flightShard[K, V], key
 	}
 	pre.token = token
 	if inline {
-		return g.doInlineLocked(ctx, s, key, pre)
+		return g.doInlineLocked(ctx, s, h, key, pre)
 	}
 	pre.done = make(chan struct{})
 	if g.window > 0 {
-		c = g.joinMicroBatchLocked(ctx, s, key) // registers again: pre's token goes unused
+		c = g.joinMicroBatchLocked(ctx, s, h, key) // registers again: pre's token goes unused
 	} else {
-		c = g.startCallLocked(ctx, s, key, pre, false, nil)
+		c = g.startCallLocked(ctx, s, h, key, pre, false, nil)
 	}
 	c.waiters = 1
 	cl := g.st.cell()
@@ -248,9 +257,9 @@ func (g *group[K, V]) startLocked(ctx context.Context, s *flightShard[K, V], key
 // asks, after releasing the other waiters with ErrGoexit. c is the new
 // call, its token taken. s is key's shard; s.mu must be held, and
 // doInlineLocked releases it.
-func (g *group[K, V]) doInlineLocked(ctx context.Context, s *flightShard[K, V], key K, c *call[K, V]) (V, error) {
+func (g *group[K, V]) doInlineLocked(ctx context.Context, s *flightShard[K, V], h uint64, key K, c *call[K, V]) (V, error) {
 	c.inline = true
-	s.calls[key] = c // not in s.running: close cancels g.closing instead
+	s.calls.insert(h, key, c) // not in s.running: close cancels g.closing instead
 	g.st.inFlight.Add(1)
 	c.waiters = 1
 	c.started = g.sem == nil // with a slot to wait for, slotAndFetch sets it
@@ -305,13 +314,13 @@ func (c *loadContext) Value(key any) any {
 // a load of key is running already or the group is closed. It returns the
 // channel closed when the running or started load ends (nil when closed).
 func (g *group[K, V]) background(ctx context.Context, key K, refreshOf *entry[K, V]) (done <-chan struct{}, started bool) {
-	s := g.shard(key)
+	h, s := g.locate(key)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if g.closed.Load() {
 		return nil, false
 	}
-	if c, ok := s.calls[key]; ok {
+	if c := s.calls.find(h, key); c != nil {
 		if c.done == nil {
 			c.done = make(chan struct{})
 		}
@@ -319,14 +328,14 @@ func (g *group[K, V]) background(ctx context.Context, key K, refreshOf *entry[K,
 	}
 	c := &call[K, V]{done: make(chan struct{})}
 	c.token = g.hooks.begin(key)
-	return g.startCallLocked(ctx, s, key, c, true, refreshOf).done, true
+	return g.startCallLocked(ctx, s, h, key, c, true, refreshOf).done, true
 }
 
 // startCallLocked starts c, a load of key whose token is taken, in its own
 // goroutine and makes it the one new Gets join. s is key's shard; s.mu
 // must be held and g open.
-func (g *group[K, V]) startCallLocked(ctx context.Context, s *flightShard[K, V], key K, c *call[K, V], background bool, refreshOf *entry[K, V]) *call[K, V] {
-	s.registerLocked(g, key, c)
+func (g *group[K, V]) startCallLocked(ctx context.Context, s *flightShard[K, V], h uint64, key K, c *call[K, V], background bool, refreshOf *entry[K, V]) *call[K, V] {
+	s.registerLocked(g, h, key, c)
 	c.background, c.refreshOf = background, refreshOf
 	fctx, cancel := context.WithCancelCause(context.WithValue(context.WithoutCancel(ctx), ttlSlotKey{}, &c.entryTTL))
 	c.cancel = cancel
@@ -337,17 +346,17 @@ func (g *group[K, V]) startCallLocked(ctx context.Context, s *flightShard[K, V],
 
 // newCallLocked registers a new load of key; the caller sets its cancel
 // func and runs it. s is key's shard; s.mu must be held and g open.
-func (g *group[K, V]) newCallLocked(s *flightShard[K, V], key K) *call[K, V] {
+func (g *group[K, V]) newCallLocked(s *flightShard[K, V], h uint64, key K) *call[K, V] {
 	c := &call[K, V]{done: make(chan struct{})}
 	c.token = g.hooks.begin(key)
-	s.registerLocked(g, key, c)
+	s.registerLocked(g, h, key, c)
 	return c
 }
 
-// registerLocked makes c the load of key that new Gets join. s.mu must be
-// held and g open.
-func (s *flightShard[K, V]) registerLocked(g *group[K, V], key K, c *call[K, V]) {
-	s.calls[key] = c
+// registerLocked makes c the load of key (of hash h) that new Gets join.
+// s.mu must be held and g open.
+func (s *flightShard[K, V]) registerLocked(g *group[K, V], h uint64, key K, c *call[K, V]) {
+	s.calls.insert(h, key, c)
 	s.running[c] = struct{}{}
 	g.st.inFlight.Add(1)
 }
@@ -402,7 +411,7 @@ func (g *group[K, V]) leave(key K, c *call[K, V]) {
 		return
 	}
 	if joinable {
-		delete(s.calls, key)
+		s.calls.remove(c)
 		c.detached = true
 	}
 	c.cancel(errAbandoned)
@@ -411,10 +420,10 @@ func (g *group[K, V]) leave(key K, c *call[K, V]) {
 // forget makes new Gets of key start a new load instead of joining the
 // running one, whose waiters still get its result.
 func (g *group[K, V]) forget(key K) {
-	s := g.shard(key)
+	h, s := g.locate(key)
 	s.mu.Lock()
-	if c, ok := s.calls[key]; ok {
-		delete(s.calls, key)
+	if c := s.calls.find(h, key); c != nil {
+		s.calls.remove(c)
 		c.detached = true
 		if c.waiters == 0 {
 			c.cancel(errAbandoned)
@@ -428,8 +437,7 @@ func (g *group[K, V]) forgetAll() {
 	for i := range g.shards {
 		s := &g.shards[i]
 		s.mu.Lock()
-		for key, c := range s.calls {
-			delete(s.calls, key)
+		for _, c := range s.calls.clear() {
 			c.detached = true
 			if c.waiters == 0 {
 				c.cancel(errAbandoned)
@@ -552,7 +560,7 @@ func (g *group[K, V]) finish(ctx context.Context, s *flightShard[K, V], key K, c
 	}
 	s.mu.Lock()
 	if !c.detached {
-		delete(s.calls, key)
+		s.calls.remove(c)
 		c.detached = true
 	}
 	if !c.inline {
