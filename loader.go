@@ -139,28 +139,35 @@ func (l *Loader[K, V]) Name() string { return l.name }
 // stack frames between the caller and a wait: a Get woken with a thousand
 // others returns through cold stack lines.
 func (l *Loader[K, V]) Get(ctx context.Context, key K) (V, error) {
-	if l.cache == nil && !l.closed.Load() {
-		return l.flight.do(ctx, key)
+	if l.cache != nil || l.closed.Load() {
+		v, miss, err := l.get(ctx, key)
+		if !miss {
+			return v, err
+		}
 	}
-	return l.get(ctx, key)
+	return l.flight.do(ctx, key)
 }
 
-// get is Get in cache mode, and after Close.
-func (l *Loader[K, V]) get(ctx context.Context, key K) (V, error) {
+// get is Get in cache mode, and after Close, except that on a plain miss
+// it reports miss instead of loading: Get loads, so that a Get waiting for
+// a load has no frame of get's on its stack.
+func (l *Loader[K, V]) get(ctx context.Context, key K) (v V, miss bool, err error) {
 	if l.sieve == nil || l.beta > 0 || l.closed.Load() {
-		return l.getOther(ctx, key)
+		v, err = l.getOther(ctx, key)
+		return v, false, err
 	}
 	// The default (SIEVE, no early refresh): a lock-free look-up.
 	now := l.now()
 	v, fresh, held := l.sieve.getFresh(key, now)
 	if fresh {
 		l.st.hit()
-		return v, nil
+		return v, false, nil
 	}
 	if !held {
-		return l.flight.do(ctx, key)
+		return v, true, nil
 	}
-	return l.getHeld(ctx, key, now)
+	v, err = l.getHeld(ctx, key, now)
+	return v, false, err
 }
 
 // getHeld is get for a key whose entry is held but not fresh (stale,
