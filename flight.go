@@ -95,7 +95,6 @@ type group[K comparable, V any] struct {
 	// its own, its fetch context is not part of its call, and a call that
 	// no other Get joined is kept in its shard's spare for the next one.
 	reuse    bool
-	noSlot   ttlSlot     // the TTL slot of the inline loads' contexts with reuse: SetTTL works, nothing reads it
 	plainCtx loadContext // the fetch context of an inline load with reuse, for a Get on context.Background or TODO
 	// closing is cancelled, with cause ErrClosed, by close: the fetch
 	// context of a load run inline ends with it.
@@ -112,7 +111,12 @@ type group[K comparable, V any] struct {
 	// (window > 0) keeps one shard, whose lock guards pending.
 	pending *batch[K, V]
 
-	wg sync.WaitGroup // counts load goroutines and batches, for close
+	// Written by loads, kept 128 bytes (a pair of cache lines) from the
+	// fields above, which every miss reads.
+	_      [128]byte
+	wg     sync.WaitGroup // counts load goroutines, inline loads and batches, for close
+	noSlot ttlSlot        // the TTL slot of the inline loads' contexts with reuse: SetTTL works, nothing reads it
+	_      [128]byte
 }
 
 // flightShard holds the loads of the keys that hash to it.
@@ -121,7 +125,7 @@ type flightShard[K comparable, V any] struct {
 	calls   callTable[K, V]          // the load that new Gets of a key join
 	running map[*call[K, V]]struct{} // every load not yet finished, joinable or not (not inline ones)
 	spare   []*call[K, V]            // zeroed calls for inline loads, with group.reuse
-	_       [64]byte                 // keeps shards off each other's cache lines
+	_       [128]byte                // keeps shards off each other's cache lines (and their pairs)
 }
 
 // maxSpare bounds flightShard.spare.

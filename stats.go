@@ -120,6 +120,7 @@ func (Histogram) Bounds() [len(loadBounds)]time.Duration { return loadBounds }
 // lock to count. The counters every Get or load touches live in stripes
 // (see cell); the rest are plain atomics.
 type counters struct {
+	_                        [128]byte // off the lines of the fields before (in Loader), which Gets read
 	cells                    [stripes]counterCell
 	hitCells                 [hitStripes]hitCell
 	loadErrors, panics       atomic.Uint64
