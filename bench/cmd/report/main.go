@@ -31,12 +31,14 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/flightcache/flightcache/bench"
 )
 
 // phase is one run of the test binary.
 type phase struct {
 	name string
-	args []string
+	runs [][]string // the test binary's arguments, one process each
 }
 
 func main() {
@@ -62,10 +64,10 @@ func run(count int, benchtime, stampedeFor time.Duration, quick, profile bool, o
 	if err != nil {
 		return err
 	}
-	stormRounds, memCount, cancelCount := 20, 3, 5
+	stormRounds, stormPasses, memCount, cancelCount := 20, 3, 3, 5
 	if quick {
 		count, benchtime, stampedeFor = 1, 100*time.Millisecond, 500*time.Millisecond
-		stormRounds, memCount, cancelCount = 3, 1, 1
+		stormRounds, stormPasses, memCount, cancelCount = 3, 1, 1, 1
 	}
 	keep, err := regexp.Compile(only)
 	if err != nil {
@@ -90,15 +92,25 @@ func run(count int, benchtime, stampedeFor time.Duration, quick, profile bool, o
 	timed := func(bench, cpu string) []string {
 		return []string{"-test.bench", bench, "-test.cpu", cpu, "-test.count", c, "-test.benchtime", bt}
 	}
+	// The miss storm runs each library in a process of its own (one
+	// library's garbage and goroutines do not land in the next one's
+	// rounds), in turn, stormPasses times.
+	var storm [][]string
+	for range stormPasses {
+		for _, l := range bench.Select(bench.Loaders) {
+			storm = append(storm, []string{"-test.bench", "^BenchmarkMissStorm$/^lib=" + regexp.QuoteMeta(l.Name) + "$",
+				"-test.benchtime", fmt.Sprintf("%dx", stormRounds)})
+		}
+	}
 	phases := []phase{
-		{"hit", timed("^BenchmarkHit$", "1,2")},
-		{"overhead", timed("^BenchmarkFlightOverhead$", "1,2")},
-		{"mixed", timed("^BenchmarkMixedZipf$", "2")},
-		{"ratio", []string{"-test.bench", "^BenchmarkHitRatio$", "-test.benchtime", "1x"}},
-		{"storm", []string{"-test.bench", "^BenchmarkMissStorm$", "-test.benchtime", fmt.Sprintf("%dx", stormRounds)}},
-		{"stampede", []string{"-test.bench", "^BenchmarkExpiryStampede$", "-test.benchtime", "1x", "-stampede", stampedeFor.String()}},
-		{"memory", []string{"-test.bench", "^BenchmarkMemory$", "-test.benchtime", "1x", "-test.count", fmt.Sprint(memCount)}},
-		{"cancel", []string{"-test.bench", "^BenchmarkCancel$", "-test.benchtime", fmt.Sprintf("%dx", cancelCount)}},
+		{"hit", [][]string{timed("^BenchmarkHit$", "1,2")}},
+		{"overhead", [][]string{timed("^BenchmarkFlightOverhead$", "1,2")}},
+		{"mixed", [][]string{timed("^BenchmarkMixedZipf$", "2")}},
+		{"ratio", [][]string{{"-test.bench", "^BenchmarkHitRatio$", "-test.benchtime", "1x"}}},
+		{"storm", storm},
+		{"stampede", [][]string{{"-test.bench", "^BenchmarkExpiryStampede$", "-test.benchtime", "1x", "-stampede", stampedeFor.String()}}},
+		{"memory", [][]string{{"-test.bench", "^BenchmarkMemory$", "-test.benchtime", "1x", "-test.count", fmt.Sprint(memCount)}}},
+		{"cancel", [][]string{{"-test.bench", "^BenchmarkCancel$", "-test.benchtime", fmt.Sprintf("%dx", cancelCount)}}},
 	}
 	rawPath := filepath.Join(out, "bench.txt")
 	raw, err := os.Create(rawPath)
@@ -111,9 +123,11 @@ func run(count int, benchtime, stampedeFor time.Duration, quick, profile bool, o
 			continue
 		}
 		fmt.Fprintf(os.Stderr, "report: phase %s (%v so far)\n", p.name, time.Since(began).Round(time.Second))
-		args := append([]string{"-test.run", "^$", "-test.timeout", "0"}, p.args...)
-		if err := runTest(dir, exe, io.MultiWriter(os.Stdout, raw), args...); err != nil {
-			return fmt.Errorf("phase %s: %w", p.name, err)
+		for _, r := range p.runs {
+			args := append([]string{"-test.run", "^$", "-test.timeout", "0"}, r...)
+			if err := runTest(dir, exe, io.MultiWriter(os.Stdout, raw), args...); err != nil {
+				return fmt.Errorf("phase %s: %w", p.name, err)
+			}
 		}
 	}
 	if err := raw.Close(); err != nil {
@@ -154,7 +168,7 @@ func run(count int, benchtime, stampedeFor time.Duration, quick, profile bool, o
 	md := filepath.Join(dir, "RESULTS.md")
 	if err := writeMarkdown(md, res, behaviour, reportInfo{
 		Began: began, Took: took, Quick: quick, Count: count, Benchtime: benchtime,
-		Stampede: stampedeFor, StormRounds: stormRounds, Profiles: profiles, Only: only,
+		Stampede: stampedeFor, StormRounds: stormRounds, StormPasses: stormPasses, Profiles: profiles, Only: only,
 		LoadBefore: loadBefore, LoadAfter: loadAvg(), Args: os.Args[1:],
 	}); err != nil {
 		return err

@@ -19,6 +19,7 @@ type reportInfo struct {
 	Benchtime   time.Duration
 	Stampede    time.Duration
 	StormRounds int
+	StormPasses int
 	Profiles    []string
 	Only        string
 	Args        []string // the command's flags
@@ -128,8 +129,8 @@ func writeMarkdown(path string, res *results, beh []behaviour, info reportInfo) 
 	if info.LoadBefore != "" {
 		m.row("load average", fmt.Sprintf("%s at the start, %s at the end (anything else running skews the numbers)", info.LoadBefore, info.LoadAfter))
 	}
-	m.row("samples", fmt.Sprintf("hit path, flight overhead and mixed zipf: %d × %v each, median ± benchstat's 95%% interval; miss storm: %d rounds; stampede: %v per library",
-		info.Count, info.Benchtime, info.StormRounds, info.Stampede))
+	m.row("samples", fmt.Sprintf("hit path, flight overhead and mixed zipf: %d × %v each, median ± benchstat's 95%% interval; miss storm: %d passes × %d rounds, one process per library and pass; stampede: %v per library",
+		info.Count, info.Benchtime, max(info.StormPasses, 1), info.StormRounds, info.Stampede))
 	m.row("raw data", "`results/bench.txt` (raw `go test -bench` lines: `go tool benchstat results/bench.txt`), `results/benchstat.txt`")
 	if len(info.Profiles) > 0 {
 		m.row("profiles", "`"+strings.Join(info.Profiles, "`, `")+"`")
@@ -284,13 +285,13 @@ func writeMixed(m *md, res *results) {
 func writeStorm(m *md, res *results, info reportInfo) {
 	m.p("## 3. Miss storm")
 	m.p("")
-	m.p("1,000 goroutines released together on a cold key whose fetch takes 50 ms (a timer), %d rounds with a new key each (`-cpu 2`). release = time from the fetch's return until the last of the 1,000 had its value (median and worst over the rounds).", info.StormRounds)
+	m.p("1,000 goroutines released together on a cold key whose fetch takes 50 ms (a timer), %d rounds with a new key each (`-cpu 2`), each library in a process of its own, the libraries in turn, %d passes. release = time from the fetch's return until the last of the 1,000 had its value: the median over a pass's rounds (the table: the median of the passes), and the worst round of all.", info.StormRounds, max(info.StormPasses, 1))
 	m.p("")
 	m.header("library", "fetches per round", "most in a round", "release (median)", "release (worst)", "round")
 	for _, l := range bench.Select(bench.Loaders) {
 		k := id{bench: "MissStorm", lib: l.Name, procs: 2}
 		m.row(l.Name, fmt.Sprintf("%.2f", res.get(k, "fetches/op").center), fmt.Sprintf("%.0f", res.get(k, "max-fetches").center),
-			ns(res.get(k, "release-ns").center), ns(res.get(k, "release-max-ns").center), ns(res.get(k, "ns/op").center))
+			ns(res.get(k, "release-ns").center), ns(res.max(k, "release-max-ns")), ns(res.get(k, "ns/op").center))
 	}
 	m.p("")
 }

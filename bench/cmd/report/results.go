@@ -91,6 +91,15 @@ func (r *results) get(k id, unit string) stat {
 	return stat{center: sum.Center, lo: sum.Lo, hi: sum.Hi, n: len(vals)}
 }
 
+// max returns the largest sample of unit for k (0 without one).
+func (r *results) max(k id, unit string) float64 {
+	var m float64
+	for _, v := range r.samples[k][unit] {
+		m = max(m, v)
+	}
+	return m
+}
+
 // pm returns the half-width of the interval as a percentage of the
 // median, or -1 when benchstat would not give one (too few samples).
 func (s stat) pm() float64 {
