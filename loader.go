@@ -41,8 +41,9 @@ type Loader[K comparable, V any] struct {
 	rand     func() float64
 	timed    bool // fetches are timed (not Config.DisableLoadTiming)
 
-	cache  store[K, V]       // nil in flight mode
-	sieve  *sieveCache[K, V] // cache, when it is one: called directly on the hit path
+	cache    store[K, V]       // nil in flight mode
+	sieve    *sieveCache[K, V] // cache, when it is one: called directly on the hit path
+	lockFree bool              // sieve is set and early refresh is off: hits take get's lock-free path
 	flight group[K, V]
 
 	batchFn BatchFunc[K, V] // nil: no batch fetch
@@ -116,6 +117,7 @@ func New[K comparable, V any](fetch FetchFunc[K, V], cfg Config, opts ...Option[
 	if cfg.Mode == ModeCache {
 		l.cache = newStore[K, V](cfg.Policy, cfg.MaxEntries)
 		l.sieve, _ = l.cache.(*sieveCache[K, V])
+		l.lockFree = l.sieve != nil && l.beta == 0
 	}
 	l.flight.init(l, &l.st, cfg, cfg.Mode == ModeFlight && l.remote == nil)
 	if l.remote != nil {
@@ -152,11 +154,13 @@ func (l *Loader[K, V]) Get(ctx context.Context, key K) (V, error) {
 // it reports miss instead of loading: Get loads, so that a Get waiting for
 // a load has no frame of get's on its stack.
 func (l *Loader[K, V]) get(ctx context.Context, key K) (v V, miss bool, err error) {
-	if l.sieve == nil || l.beta > 0 || l.closed.Load() {
+	if !l.lockFree {
 		v, err = l.getOther(ctx, key)
 		return v, false, err
 	}
-	// The default (SIEVE, no early refresh): a lock-free look-up.
+	// The default (SIEVE, no early refresh): a lock-free look-up. No
+	// closed check: Close empties the cache before it returns, so a later
+	// Get misses, and the flight core returns ErrClosed.
 	now := l.now()
 	v, fresh, held := l.sieve.getFresh(key, now)
 	if fresh {
