@@ -44,7 +44,7 @@ type Loader[K comparable, V any] struct {
 	cache    store[K, V]       // nil in flight mode
 	sieve    *sieveCache[K, V] // cache, when it is one: called directly on the hit path
 	lockFree bool              // sieve is set and early refresh is off: hits take get's lock-free path
-	flight group[K, V]
+	flight   group[K, V]
 
 	batchFn BatchFunc[K, V] // nil: no batch fetch
 
