@@ -41,9 +41,8 @@ type call[K comparable, V any] struct {
 	inline      bool                    // run by its first Get (see doInlineLocked)
 
 	// Guarded by the flightShard.mu of the call's key.
-	waiters  int  // Gets waiting for this call
-	started  bool // the fetch has its slot and is running
-	detached bool // no longer the load new Gets of its key join: gone from flightShard.calls
+	waiters int  // Gets waiting for this call
+	started bool // the fetch has its slot and is running
 
 	// Set when the call is registered; its place in flightShard.calls.
 	key     K
@@ -410,13 +409,12 @@ func (g *group[K, V]) leave(key K, c *call[K, V]) {
 	if c.waiters > 0 {
 		return
 	}
-	joinable := !c.detached
+	joinable := s.calls.find(c.hash, key) == c
 	if joinable && (c.background || g.keepAbandoned && c.started) {
 		return
 	}
 	if joinable {
 		s.calls.remove(c)
-		c.detached = true
 	}
 	c.cancel(errAbandoned)
 }
@@ -428,7 +426,6 @@ func (g *group[K, V]) forget(key K) {
 	s.mu.Lock()
 	if c := s.calls.find(h, key); c != nil {
 		s.calls.remove(c)
-		c.detached = true
 		if c.waiters == 0 {
 			c.cancel(errAbandoned)
 		}
@@ -442,7 +439,6 @@ func (g *group[K, V]) forgetAll() {
 		s := &g.shards[i]
 		s.mu.Lock()
 		for _, c := range s.calls.clear() {
-			c.detached = true
 			if c.waiters == 0 {
 				c.cancel(errAbandoned)
 			}
@@ -563,9 +559,8 @@ func (g *group[K, V]) finish(ctx context.Context, s *flightShard[K, V], key K, c
 		c.val, c.err, c.abnormal = zero, perr, true
 	}
 	s.mu.Lock()
-	if !c.detached {
+	if s.calls.find(c.hash, key) == c {
 		s.calls.remove(c)
-		c.detached = true
 	}
 	if !c.inline {
 		delete(s.running, c)
