@@ -182,19 +182,35 @@ func (g *group[K, V]) init(hooks loadHooks[K, V], st *counters, cfg Config, ttlU
 // do joins the load of key or starts one, and waits for it on ctx. It
 // counts the Get as a miss, or as a hit when recheck finds the key.
 func (g *group[K, V]) do(ctx context.Context, key K) (V, error) {
+	c, v, err := g.join(ctx, key)
+	if c != nil {
+		<-c.done
+		return c.val, c.err
+	}
+	return v, err
+}
+
+// join is do, except that a Get whose ctx cannot end (ctx.Done() == nil)
+// that must wait for a load gets its call back instead: it receives from
+// c.done itself, then reads c.val and c.err. A waiter woken with a
+// thousand others returns through cold stack lines, a few per frame, so
+// Loader.Get waits in its own frame, with none of join's below it. c is
+// nil when v and err are the result.
+func (g *group[K, V]) join(ctx context.Context, key K) (c *call[K, V], v V, err error) {
 	// Most Gets that get here start a load: make its call before taking
 	// the shard's lock, to keep the allocations out of the critical section.
 	// (A reused call for an inline load is taken under the lock instead.)
-	inline := g.inline && ctx.Done() == nil
+	end := ctx.Done()
+	inline := g.inline && end == nil
 	var pre *call[K, V]
 	if !inline || !g.reuse {
 		pre = &call[K, V]{}
 	}
 	h, s := g.locate(key)
 	s.mu.Lock()
-	c := s.calls.find(h, key)
+	c = s.calls.find(h, key)
 	if c == nil || g.closed.Load() {
-		return g.startLocked(ctx, s, h, key, pre, inline)
+		return g.startLocked(ctx, end, s, h, key, pre, inline)
 	}
 	c.waiters++
 	if c.done == nil {
@@ -204,21 +220,23 @@ func (g *group[K, V]) do(ctx context.Context, key K) (V, error) {
 	cl.misses.Add(1)
 	cl.shared.Add(1)
 	s.mu.Unlock()
-	// Joined: do's frame is all that lies between the caller and the wait
-	// (startLocked holds the rest). A waiter woken with a thousand others
-	// returns through cold stack lines, a few per frame.
-	return g.wait(ctx, key, c)
+	if end != nil {
+		v, err = g.waitOrLeave(ctx, end, key, c)
+		return nil, v, err
+	}
+	return c, v, nil
 }
 
-// startLocked is do for a key with no load to join, or a closed group: it
-// re-checks the cache, then starts a load (pre, when not nil, is its
-// call) and waits for it, or runs it inline. s is key's shard; s.mu must
-// be held, and startLocked releases it.
-func (g *group[K, V]) startLocked(ctx context.Context, s *flightShard[K, V], h uint64, key K, pre *call[K, V], inline bool) (V, error) {
+// startLocked is join for a key with no load to join, or a closed group:
+// it re-checks the cache, then starts a load (pre, when not nil, is its
+// call) and returns it to wait for as join does, or runs it inline. end is
+// ctx.Done(). s is key's shard; s.mu must be held, and startLocked
+// releases it.
+func (g *group[K, V]) startLocked(ctx context.Context, end <-chan struct{}, s *flightShard[K, V], h uint64, key K, pre *call[K, V], inline bool) (*call[K, V], V, error) {
+	var zero V
 	if g.closed.Load() {
 		s.mu.Unlock()
-		var zero V
-		return zero, ErrClosed
+		return nil, zero, ErrClosed
 	}
 	var c *call[K, V]
 	var token uint64
@@ -226,7 +244,8 @@ func (g *group[K, V]) startLocked(ctx context.Context, s *flightShard[K, V], h u
 		var res lookup[K, V]
 		if res, token = g.hooks.recheckBegin(key); res.found {
 			s.mu.Unlock()
-			return g.hooks.hit(ctx, key, res)
+			v, err := g.hooks.hit(ctx, key, res)
+			return nil, v, err
 		}
 	}
 	if pre == nil {
@@ -234,7 +253,8 @@ func (g *group[K, V]) startLocked(ctx context.Context, s *flightShard[K, V], h u
 	}
 	pre.token = token
 	if inline {
-		return g.doInlineLocked(ctx, s, h, key, pre)
+		v, err := g.doInlineLocked(ctx, s, h, key, pre)
+		return nil, v, err
 	}
 	pre.done = make(chan struct{})
 	if g.window > 0 {
@@ -247,7 +267,11 @@ func (g *group[K, V]) startLocked(ctx context.Context, s *flightShard[K, V], h u
 	cl.misses.Add(1)
 	cl.loads.Add(1)
 	s.mu.Unlock()
-	return g.wait(ctx, key, c)
+	if end != nil {
+		v, err := g.waitOrLeave(ctx, end, key, c)
+		return nil, v, err
+	}
+	return c, zero, nil
 }
 
 // doInlineLocked runs a load of key on the calling goroutine, as
@@ -365,10 +389,6 @@ func (s *flightShard[K, V]) registerLocked(g *group[K, V], h uint64, key K, c *c
 }
 
 // wait returns c's result, or ctx.Err() as soon as ctx ends.
-//
-// It is small enough to be inlined into its callers: a waiter woken with a
-// thousand others returns through as few stack frames as can be, since
-// each frame it goes back through is a cold cache line by then.
 func (g *group[K, V]) wait(ctx context.Context, key K, c *call[K, V]) (V, error) {
 	if end := ctx.Done(); end != nil {
 		return g.waitOrLeave(ctx, end, key, c)

@@ -147,16 +147,22 @@ func (l *Loader[K, V]) Get(ctx context.Context, key K) (V, error) {
 			return v, err
 		}
 	}
-	return l.flight.do(ctx, key)
+	c, v, err := l.flight.join(ctx, key)
+	if c != nil {
+		// A waiter for a load, on a ctx that cannot end: it waits in this
+		// frame (see group.join).
+		<-c.done
+		return c.val, c.err
+	}
+	return v, err
 }
 
-// get is Get in cache mode, and after Close, except that on a plain miss
-// it reports miss instead of loading: Get loads, so that a Get waiting for
-// a load has no frame of get's on its stack.
+// get is Get in cache mode, and after Close, except that where a load is
+// needed it reports miss instead of loading: Get loads, so that a Get
+// waiting for a load has no frame of get's on its stack (see group.join).
 func (l *Loader[K, V]) get(ctx context.Context, key K) (v V, miss bool, err error) {
 	if !l.lockFree {
-		v, err = l.getOther(ctx, key)
-		return v, false, err
+		return l.getOther(ctx, key)
 	}
 	// The default (SIEVE, no early refresh): a lock-free look-up. No
 	// closed check: Close empties the cache before it returns, so a later
@@ -170,24 +176,23 @@ func (l *Loader[K, V]) get(ctx context.Context, key K) (v V, miss bool, err erro
 	if !held {
 		return v, true, nil
 	}
-	v, err = l.getHeld(ctx, key, now)
-	return v, false, err
+	return l.getHeld(ctx, key, now)
 }
 
 // getHeld is get for a key whose entry is held but not fresh (stale,
 // negative or expired) at now.
-func (l *Loader[K, V]) getHeld(ctx context.Context, key K, now int64) (V, error) {
+func (l *Loader[K, V]) getHeld(ctx context.Context, key K, now int64) (v V, miss bool, err error) {
 	if res := l.cache.get(key, now, 0); res.found {
-		return l.hit(ctx, key, res)
+		v, err = l.hit(ctx, key, res)
+		return v, false, err
 	}
-	return l.flight.do(ctx, key)
+	return v, true, nil
 }
 
 // getOther is get with the LRU or 2Q policy, early refresh, or after Close.
-func (l *Loader[K, V]) getOther(ctx context.Context, key K) (V, error) {
+func (l *Loader[K, V]) getOther(ctx context.Context, key K) (v V, miss bool, err error) {
 	if l.closed.Load() {
-		var zero V
-		return zero, ErrClosed
+		return v, false, ErrClosed
 	}
 	now := l.now()
 	var early float64
@@ -197,16 +202,17 @@ func (l *Loader[K, V]) getOther(ctx context.Context, key K) (V, error) {
 		v, fresh, held := l.cache.getFresh(key, now)
 		if fresh {
 			l.st.hit()
-			return v, nil
+			return v, false, nil
 		}
 		if !held {
-			return l.flight.do(ctx, key)
+			return v, true, nil
 		}
 	}
 	if res := l.cache.get(key, now, early); res.found {
-		return l.hit(ctx, key, res)
+		v, err = l.hit(ctx, key, res)
+		return v, false, err
 	}
-	return l.flight.do(ctx, key)
+	return v, true, nil
 }
 
 // hit counts a Get answered from the cache and starts the refresh it asks
