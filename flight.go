@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -102,7 +101,7 @@ type group[K comparable, V any] struct {
 
 	// The loads are split by key hash over shards, each with its own lock,
 	// so that misses on different keys do not queue for one mutex.
-	seed   maphash.Seed
+	keys   keyHasher[K]
 	shift  uint // a key's shard is its hash >> shift
 	shards []flightShard[K, V]
 	closed atomic.Bool // no load may start; set by close before it visits the shards
@@ -145,7 +144,7 @@ func (s *flightShard[K, V]) spareLocked() *call[K, V] {
 // locate returns key's hash and shard. The hash also places the key in
 // the shard's table of calls: a load hashes its key once.
 func (g *group[K, V]) locate(key K) (uint64, *flightShard[K, V]) {
-	h := maphash.Comparable(g.seed, key)
+	h := g.keys.hash(key)
 	return h, &g.shards[h>>g.shift] // a shift of 64 (one shard) gives 0
 }
 
@@ -172,7 +171,7 @@ func (g *group[K, V]) init(hooks loadHooks[K, V], st *counters, cfg Config, ttlU
 	if g.window == 0 { // micro-batching needs one lock over every key
 		bits = shardBits(1, 0)
 	}
-	g.seed, g.shift = maphash.MakeSeed(), uint(64-bits)
+	g.keys, g.shift = newKeyHasher[K](), uint(64-bits)
 	g.shards = make([]flightShard[K, V], 1<<bits)
 	for i := range g.shards {
 		g.shards[i].running = make(map[*call[K, V]]struct{})

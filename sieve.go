@@ -1,7 +1,6 @@
 package flightcache
 
 import (
-	"hash/maphash"
 	"math/bits"
 	"runtime"
 	"sync"
@@ -31,7 +30,7 @@ import (
 // 25% slower at -cpu 2, even with hit counting switched off: the layout
 // of that process's heap put something written next to what hits read.)
 type sieveCache[K comparable, V any] struct {
-	seed   maphash.Seed
+	keys   keyHasher[K]
 	shift  uint // the shard is hash >> shift (0 bits with one shard)
 	shards []sieveShard[K, V]
 	max    int64       // MaxEntries, over every shard
@@ -95,7 +94,7 @@ func shardBits(total, perShard int) int {
 
 func newSieveCache[K comparable, V any](maxEntries int) *sieveCache[K, V] {
 	n := shardBits(maxEntries, minShardEntries)
-	c := &sieveCache[K, V]{seed: maphash.MakeSeed(), shift: uint(64 - n), shards: make([]sieveShard[K, V], 1<<n), max: int64(maxEntries)}
+	c := &sieveCache[K, V]{keys: newKeyHasher[K](), shift: uint(64 - n), shards: make([]sieveShard[K, V], 1<<n), max: int64(maxEntries)}
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.maxBuckets = 1 << min(bits.Len(uint(maxEntries-1)), maxBucketBits) // the power of two >= maxEntries
@@ -122,7 +121,7 @@ func (t *bucketTable[K, V]) find(h uint64, key K) *entry[K, V] {
 }
 
 func (c *sieveCache[K, V]) locate(key K) (uint64, *sieveShard[K, V]) {
-	h := maphash.Comparable(c.seed, key)
+	h := c.keys.hash(key)
 	return h, &c.shards[h>>c.shift]
 }
 

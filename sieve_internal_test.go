@@ -36,7 +36,7 @@ func TestSieveGrowthUnderReaders(t *testing.T) {
 	c := newSieveCache[string, int](n)
 	if len(c.shards) != 1 {
 		// One shard keeps every insert on the table the readers watch.
-		c = &sieveCache[string, int]{seed: c.seed, shift: 64, shards: c.shards[:1], max: n}
+		c = &sieveCache[string, int]{keys: c.keys, shift: 64, shards: c.shards[:1], max: n}
 	}
 	keys := make([]string, n)
 	for i := range keys {
