@@ -524,6 +524,7 @@ func TestConfigJSONRoundTrip(t *testing.T) {
 		{FetchTimeout: 1500 * time.Millisecond},
 		{Name: "x", MaxConcurrentFetches: 1},
 		{InlineFetch: true, DisableLoadTiming: true},
+		{Mode: flightcache.ModeCache, MaxEntries: 5, DisableHitCounting: true},
 	} {
 		data, err := json.Marshal(cfg)
 		require.NoError(t, err)

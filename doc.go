@@ -36,4 +36,6 @@
 //
 // [Loader.Stats] returns counters (hits, misses, shared, loads, ...), and a
 // [Collector] exports them to Prometheus from a registry of your own.
+// Counting hits is one atomic add per hit; [Config.DisableHitCounting]
+// leaves it out for a service that does not read the hit count.
 package flightcache

@@ -44,6 +44,7 @@ type Loader[K comparable, V any] struct {
 	cache    store[K, V]       // nil in flight mode
 	sieve    *sieveCache[K, V] // cache, when it is one: called directly on the hit path
 	lockFree bool              // sieve is set and early refresh is off: hits take get's lock-free path
+	countHit bool              // hits are counted (not Config.DisableHitCounting)
 	flight   group[K, V]
 
 	batchFn BatchFunc[K, V] // nil: no batch fetch
@@ -82,6 +83,7 @@ func New[K comparable, V any](fetch FetchFunc[K, V], cfg Config, opts ...Option[
 		notFound: cfg.NotFound,
 		rand:     cfg.Rand,
 		timed:    !cfg.DisableLoadTiming,
+		countHit: !cfg.DisableHitCounting,
 	}
 	if cfg.EarlyRefresh {
 		l.beta = cfg.EarlyRefreshBeta
@@ -170,7 +172,7 @@ func (l *Loader[K, V]) get(ctx context.Context, key K) (v V, miss bool, err erro
 	now := l.now()
 	v, fresh, held := l.sieve.getFresh(key, now)
 	if fresh {
-		l.st.hit()
+		l.hitCounted()
 		return v, false, nil
 	}
 	if !held {
@@ -201,7 +203,7 @@ func (l *Loader[K, V]) getOther(ctx context.Context, key K) (v V, miss bool, err
 	} else {
 		v, fresh, held := l.cache.getFresh(key, now)
 		if fresh {
-			l.st.hit()
+			l.hitCounted()
 			return v, false, nil
 		}
 		if !held {
@@ -215,10 +217,18 @@ func (l *Loader[K, V]) getOther(ctx context.Context, key K) (v V, miss bool, err
 	return v, true, nil
 }
 
+// hitCounted counts a hit in Stats.Hits, unless Config.DisableHitCounting
+// says not to.
+func (l *Loader[K, V]) hitCounted() {
+	if l.countHit {
+		l.st.hit()
+	}
+}
+
 // hit counts a Get answered from the cache and starts the refresh it asks
 // for. It implements loadHooks too, for a hit found inside the flight.
 func (l *Loader[K, V]) hit(ctx context.Context, key K, res lookup[K, V]) (V, error) {
-	l.st.hit()
+	l.hitCounted()
 	if res.stale {
 		l.st.staleHits.Add(1)
 	}

@@ -11,9 +11,11 @@ import (
 //
 // Every Get that returns before Close is counted exactly once as a hit or a
 // miss (Hits + Misses = Gets), and every miss either started a load or
-// joined one (Misses = Loads + Shared). In flight mode Hits stays 0.
+// joined one (Misses = Loads + Shared). In flight mode Hits stays 0, and
+// so it does with Config.DisableHitCounting.
 type Stats struct {
-	// Hits counts Gets answered from the cache without waiting for a fetch.
+	// Hits counts Gets answered from the cache without waiting for a fetch
+	// (none with Config.DisableHitCounting).
 	Hits uint64
 	// Misses counts Gets that started a load or joined one.
 	Misses uint64

@@ -58,6 +58,13 @@ type Library struct {
 	Stale bool
 	// Flightcache is set for flightcache's own adapters.
 	Flightcache bool
+	// HitOnly marks a variant that only the hit path measures: a library
+	// with its hit statistics switched the other way from its default, so
+	// that counted hits meet counted hits and uncounted meet uncounted.
+	HitOnly bool
+	// CountsHits is set for a configuration that counts its hits (a
+	// statistic a user can read): the hit path compares counted with counted.
+	CountsHits bool
 	// New builds one instance.
 	New func(Setup) (Cache, error)
 	// Note says what the adapter does beyond calling the library, for the
@@ -95,18 +102,21 @@ func Select(keep func(Library) bool) []Library {
 var (
 	// Caches are the caching libraries without a stale window: the hit
 	// path, mixed zipf and memory contenders.
-	Caches = func(l Library) bool { return l.Kind == Cached && !l.Stale }
+	Caches = func(l Library) bool { return l.Kind == Cached && !l.Stale && !l.HitOnly }
+	// HitPath are the hit path contenders: the caches and the HitOnly
+	// variants.
+	HitPath = func(l Library) bool { return l.Kind == Cached && !l.Stale }
 	// Loaders are every peer without a stale window, flight-only ones
 	// included: the miss storm and cancellation contenders.
-	Loaders = func(l Library) bool { return l.Kind != Reference && !l.Stale }
+	Loaders = func(l Library) bool { return l.Kind != Reference && !l.Stale && !l.HitOnly }
 	// Expiring are the caching libraries, stale windows included: the
 	// expiry stampede contenders.
-	Expiring = func(l Library) bool { return l.Kind == Cached }
+	Expiring = func(l Library) bool { return l.Kind == Cached && !l.HitOnly }
 	// Flights are the flight-only libraries.
 	Flights = func(l Library) bool { return l.Kind == Flight }
 	// WithReferences are the caches plus the reference models: the
 	// mixed zipf and hit ratio contenders.
-	WithReferences = func(l Library) bool { return (l.Kind == Cached && !l.Stale) || l.Kind == Reference }
+	WithReferences = func(l Library) bool { return (l.Kind == Cached && !l.Stale && !l.HitOnly) || l.Kind == Reference }
 )
 
 // errNotLoaded is returned by adapters whose library reports a failed load
@@ -120,8 +130,10 @@ var libraries = []Library{
 		Note: "`Config{InlineFetch: true}` (flight mode; a Get with a non-cancelable ctx runs the load itself)"},
 	{Name: "flightcache-flight-untimed", Kind: Flight, Flightcache: true, New: newFlightcacheFlightUntimed,
 		Note: "`Config{InlineFetch: true, DisableLoadTiming: true}` (as flightcache-flight, without the load-duration histogram)"},
-	{Name: "flightcache", Kind: Cached, Flightcache: true, New: newFlightcacheCache,
+	{Name: "flightcache", Kind: Cached, Flightcache: true, CountsHits: true, New: newFlightcacheCache,
 		Note: "`ModeCache`, `MaxEntries`, `TTL`, `InlineFetch` (default policy: SIEVE)"},
+	{Name: "flightcache-uncounted", Kind: Cached, HitOnly: true, Flightcache: true, New: newFlightcacheUncounted,
+		Note: "as flightcache, plus `DisableHitCounting` (`Stats.Hits` not counted; hit path only)"},
 	{Name: "flightcache-2q", Kind: Cached, Flightcache: true, New: newFlightcache2Q,
 		Note: "`ModeCache` with `Policy: Policy2Q` (no `InlineFetch`: every load in its own goroutine)"},
 	{Name: "flightcache-stale", Kind: Cached, Stale: true, Flightcache: true, New: newFlightcacheCache,
@@ -134,11 +146,13 @@ var libraries = []Library{
 		Note: "`lru.Cache` + `singleflight.Group` by hand: expiry time stored with the value, re-check inside the flight"},
 	{Name: "otter", Kind: Cached, New: newOtter,
 		Note: "`Options{MaximumSize, ExpiryCalculator: ExpiryWriting}`, `Cache.Get` with a `LoaderFunc`"},
+	{Name: "otter-stats", Kind: Cached, HitOnly: true, CountsHits: true, New: newOtterStats,
+		Note: "as otter, plus `StatsRecorder: stats.NewCounter()` (hits counted, as flightcache counts them by default; hit path only)"},
 	{Name: "otter-refresh", Kind: Cached, Stale: true, New: newOtter,
 		Note: "as otter, plus `RefreshCalculator: RefreshWriting(TTL)` and expiry after TTL+StaleTTL"},
 	{Name: "sturdyc", Kind: Cached, New: newSturdyc,
 		Note: "`New(capacity, 10 shards, ttl, 10%, WithNoContinuousEvictions())`, `GetOrFetch` (a closure per call, as its API requires)"},
-	{Name: "ttlcache", Kind: Cached, New: newTTLCache,
+	{Name: "ttlcache", Kind: Cached, CountsHits: true, New: newTTLCache,
 		Note: "`WithLoader(NewSuppressedLoader(...))`, `WithCapacity`, `WithTTL`, `WithDisableTouchOnHit` (expire after write, as the others); its loader gets no ctx"},
 	{Name: "ristretto+sf", Kind: Cached, New: newRistretto,
 		Note: "`Cache` + `singleflight.Group` by hand: re-check inside the flight, `SetWithTTL` then `Wait()` (Set is asynchronous)"},

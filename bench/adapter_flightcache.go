@@ -48,6 +48,21 @@ func newFlightcacheCache(s Setup) (Cache, error) {
 	return &flightcacheAdapter{l}, nil
 }
 
+func newFlightcacheUncounted(s Setup) (Cache, error) {
+	l, err := flightcache.New(s.Fetch, flightcache.Config{
+		Name:               "bench",
+		Mode:               flightcache.ModeCache,
+		MaxEntries:         s.Capacity,
+		TTL:                s.TTL,
+		InlineFetch:        true,
+		DisableHitCounting: true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &flightcacheAdapter{l}, nil
+}
+
 func newFlightcache2Q(s Setup) (Cache, error) {
 	l, err := flightcache.New(s.Fetch, flightcache.Config{
 		Name:       "bench",

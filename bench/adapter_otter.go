@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/maypok86/otter/v2"
+	"github.com/maypok86/otter/v2/stats"
 )
 
 // otterAdapter is maypok86/otter v2's Cache.Get with a loader, its own
@@ -25,6 +26,19 @@ func newOtter(s Setup) (Cache, error) {
 		o.RefreshCalculator = otter.RefreshWriting[string, string](s.TTL)
 	}
 	c, err := otter.New(o)
+	if err != nil {
+		return nil, err
+	}
+	return &otterAdapter{c: c, loader: otter.LoaderFunc[string, string](s.Fetch)}, nil
+}
+
+// newOtterStats is newOtter with hit and miss counting on.
+func newOtterStats(s Setup) (Cache, error) {
+	c, err := otter.New(&otter.Options[string, string]{
+		MaximumSize:      s.Capacity,
+		ExpiryCalculator: otter.ExpiryWriting[string, string](s.TTL),
+		StatsRecorder:    stats.NewCounter(),
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -49,7 +49,7 @@ func BenchmarkHit(b *testing.B) {
 	}{{"uniform", hitUniform}, {"zipf", hitZipf}} {
 		b.Run("dist="+d.name, func(b *testing.B) {
 			b.Run("lib=rwmutex-map", func(b *testing.B) { benchFloor(b, hitKeyList(), d.trace()) })
-			for _, lib := range Select(Caches) {
+			for _, lib := range Select(HitPath) {
 				b.Run("lib="+lib.Name, func(b *testing.B) { benchHit(b, lib, hitKeyList(), d.trace()) })
 			}
 		})

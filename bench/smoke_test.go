@@ -15,7 +15,7 @@ import (
 func TestHitPathSmoke(t *testing.T) {
 	keys := Keys("key:", 500)
 	trace := ZipfTrace(len(keys), 5_000, zipfS, 1)
-	for _, lib := range Select(Caches) {
+	for _, lib := range Select(HitPath) {
 		t.Run(lib.Name, func(t *testing.T) {
 			var fetches atomic.Int64
 			c, err := lib.Open(Setup{Capacity: 2 * len(keys), TTL: time.Hour, Fetch: func(ctx context.Context, key string) (string, error) {

@@ -13,10 +13,11 @@ import (
 	"github.com/flightcache/flightcache/bench"
 )
 
-// hitLibs returns the hit path's rows: the floor, then the caches.
+// hitLibs returns the hit path's rows: the floor, then the caches and the
+// hit-path-only variants.
 func hitLibs() []string {
 	libs := []string{"rwmutex-map"}
-	for _, l := range bench.Select(bench.Caches) {
+	for _, l := range bench.Select(bench.HitPath) {
 		libs = append(libs, l.Name)
 	}
 	return libs
