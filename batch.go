@@ -177,7 +177,12 @@ func (g *group[K, V]) addLocked(s *flightShard[K, V], h uint64, b *batch[K, V], 
 	var once sync.Once
 	c.cancel = func(cause error) { // the batch ends once none of its calls needs it
 		once.Do(func() {
-			if b.live.Add(-1) == 0 {
+			// Close cancels every call; the batch ends with the first of
+			// them, so that its cause says Close. Ended by whichever call
+			// is cancelled last, it would name that call's cause: one whose
+			// callers all left would make a Close look like an abandonment
+			// to the others' waiters (a bare context.Canceled).
+			if errors.Is(cause, ErrClosed) || b.live.Add(-1) == 0 {
 				b.cancel(cause)
 			}
 		})

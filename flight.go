@@ -504,7 +504,10 @@ func (g *group[K, V]) run(ctx context.Context, s *flightShard[K, V], key K, c *c
 			c.err, c.abnormal = ErrGoexit, true
 		}
 		after := c.after
-		v, err = g.finish(ctx, s, key, c)
+		var cancel context.CancelCauseFunc
+		var done chan struct{}
+		cancel, done, v, err = g.settle(ctx, s, key, c)
+		release(cancel, done) // from this frame, not settle's: see release
 		if after != nil {
 			_ = catchPanic(after)
 		}
@@ -567,6 +570,27 @@ func (g *group[K, V]) slotAndFetch(ctx context.Context, s *flightShard[K, V], ke
 // an inline call nobody joined goes to s.spare: the caller must not touch
 // c after finish.
 func (g *group[K, V]) finish(ctx context.Context, s *flightShard[K, V], key K, c *call[K, V]) (V, error) {
+	cancel, done, v, err := g.settle(ctx, s, key, c)
+	release(cancel, done)
+	return v, err
+}
+
+// release ends a finished load: it cancels the load's context, then wakes
+// its waiters. A load goroutine calls it from its own deferred function
+// rather than from settle's frame: it starts on a 2 KiB stack, and the
+// context's cancellation, one frame deeper, overflowed it on every load (a
+// stack copy, about half of an uncontended miss).
+func release(cancel context.CancelCauseFunc, done chan struct{}) {
+	cancel(nil)
+	if done != nil {
+		close(done)
+	}
+}
+
+// settle is finish but for release: it returns the load's cancel func and
+// done channel (nil when nobody joined) for the caller to release, and the
+// result.
+func (g *group[K, V]) settle(ctx context.Context, s *flightShard[K, V], key K, c *call[K, V]) (cancel context.CancelCauseFunc, done chan struct{}, v V, err error) {
 	if c.err != nil && errors.Is(context.Cause(ctx), ErrClosed) {
 		c.err = fmt.Errorf("%w: the load was interrupted: %w", ErrClosed, c.err)
 	}
@@ -584,8 +608,8 @@ func (g *group[K, V]) finish(ctx context.Context, s *flightShard[K, V], key K, c
 	if !c.inline {
 		delete(s.running, c)
 	}
-	done := c.done // nobody can join now: a nil done stays nil
-	v, err, cancel := c.val, c.err, c.cancel
+	done = c.done // nobody can join now: a nil done stays nil
+	v, err, cancel = c.val, c.err, c.cancel
 	if done == nil && c.inline && g.reuse && len(s.spare) < maxSpare {
 		// Nobody else refers to c: no Get joined it (that makes done), it is
 		// out of s.calls, and its fetch context is not part of it.
@@ -594,9 +618,5 @@ func (g *group[K, V]) finish(ctx context.Context, s *flightShard[K, V], key K, c
 	}
 	s.mu.Unlock()
 	g.st.inFlight.Add(-1)
-	cancel(nil)
-	if done != nil {
-		close(done)
-	}
-	return v, err
+	return cancel, done, v, err
 }
