@@ -64,7 +64,7 @@ func run(count int, benchtime, stampedeFor time.Duration, quick, profile bool, o
 	if err != nil {
 		return err
 	}
-	stormRounds, stormPasses, memCount, cancelCount := 20, 3, 3, 5
+	stormRounds, stormPasses, memCount, cancelCount := 20, 9, 3, 5
 	if quick {
 		count, benchtime, stampedeFor = 1, 100*time.Millisecond, 500*time.Millisecond
 		stormRounds, stormPasses, memCount, cancelCount = 3, 1, 1, 1
