@@ -215,7 +215,7 @@ func writeTargets(m *md, res *results) {
 		k := id{bench: "MissStorm", lib: lib, procs: 2}
 		fr := res.get(k, "release-ns")
 		name, pr := res.best(k, "release-ns", loaders, false)
-		m.row(fmt.Sprintf("miss storm (%s): waiter release time ≤ fastest peer", lib), ns(fr.center), name+" "+ns(pr.center), ratio(fr.center, pr.center),
+		m.row(fmt.Sprintf("miss storm (%s): waiter release time ≤ fastest peer", lib), nsPM(fr), name+" "+nsPM(pr), ratio(fr.center, pr.center),
 			verdict(fr.ok() && pr.ok() && fr.center <= pr.center, fr.ok() && pr.ok()))
 	}
 
@@ -297,13 +297,13 @@ func writeMixed(m *md, res *results) {
 func writeStorm(m *md, res *results, info reportInfo) {
 	m.p("## 3. Miss storm")
 	m.p("")
-	m.p("1,000 goroutines released together on a cold key whose fetch takes 50 ms (a timer), %d rounds with a new key each (`-cpu 2`), each library in a process of its own, the libraries in turn, %d passes. release = time from the fetch's return until the last of the 1,000 had its value: the median over a pass's rounds (the table: the median of the passes), and the worst round of all.", info.StormRounds, max(info.StormPasses, 1))
+	m.p("1,000 goroutines released together on a cold key whose fetch takes 50 ms (a timer), %d rounds with a new key each (`-cpu 2`), each library in a process of its own, the libraries in turn, %d passes. release = time from the fetch's return until the last of the 1,000 had its value: the median over a pass's rounds (the table: the median of the passes ± benchstat's 95% interval over them), and the worst round of all.", info.StormRounds, max(info.StormPasses, 1))
 	m.p("")
 	m.header("library", "fetches per round", "most in a round", "release (median)", "release (worst)", "round")
 	for _, l := range bench.Select(bench.Loaders) {
 		k := id{bench: "MissStorm", lib: l.Name, procs: 2}
 		m.row(l.Name, fmt.Sprintf("%.2f", res.get(k, "fetches/op").center), fmt.Sprintf("%.0f", res.get(k, "max-fetches").center),
-			ns(res.get(k, "release-ns").center), ns(res.max(k, "release-max-ns")), ns(res.get(k, "ns/op").center))
+			nsPM(res.get(k, "release-ns")), ns(res.max(k, "release-max-ns")), ns(res.get(k, "ns/op").center))
 	}
 	m.p("")
 }
