@@ -297,7 +297,7 @@ func writeMixed(m *md, res *results) {
 func writeStorm(m *md, res *results, info reportInfo) {
 	m.p("## 3. Miss storm")
 	m.p("")
-	m.p("1,000 goroutines released together on a cold key whose fetch takes 50 ms (a timer), %d rounds with a new key each (`-cpu 2`), each library in a process of its own, the libraries in turn, %d passes. release = time from the fetch's return until the last of the 1,000 had its value: the median over a pass's rounds (the table: the median of the passes ± benchstat's 95% interval over them), and the worst round of all.", info.StormRounds, max(info.StormPasses, 1))
+	m.p("1,000 goroutines released together on a cold key whose fetch takes 50 ms (a timer), %d rounds with a new key each (`-cpu 2`), each library in a process of its own, the libraries in turn, %d passes. release = time from the fetch's return until the last of the 1,000 had its value: the median over a pass's rounds (the table: the median of the passes ± benchstat's 95%% interval over them), and the worst round of all.", info.StormRounds, max(info.StormPasses, 1))
 	m.p("")
 	m.header("library", "fetches per round", "most in a round", "release (median)", "release (worst)", "round")
 	for _, l := range bench.Select(bench.Loaders) {
