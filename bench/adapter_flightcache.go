@@ -33,15 +33,21 @@ func newFlightcacheFlightUntimed(s Setup) (Cache, error) {
 	return &flightcacheAdapter{l}, nil
 }
 
-func newFlightcacheCache(s Setup) (Cache, error) {
-	l, err := flightcache.New(s.Fetch, flightcache.Config{
+// cacheConfig is the flightcache adapters' cache mode: InlineFetch and the
+// default SIEVE policy, sized and timed by s.
+func cacheConfig(s Setup) flightcache.Config {
+	return flightcache.Config{
 		Name:        "bench",
 		Mode:        flightcache.ModeCache,
 		MaxEntries:  s.Capacity,
 		TTL:         s.TTL,
 		StaleTTL:    s.StaleTTL,
 		InlineFetch: true,
-	})
+	}
+}
+
+func newFlightcacheCache(s Setup) (Cache, error) {
+	l, err := flightcache.New(s.Fetch, cacheConfig(s))
 	if err != nil {
 		return nil, err
 	}
@@ -49,14 +55,9 @@ func newFlightcacheCache(s Setup) (Cache, error) {
 }
 
 func newFlightcacheUncounted(s Setup) (Cache, error) {
-	l, err := flightcache.New(s.Fetch, flightcache.Config{
-		Name:               "bench",
-		Mode:               flightcache.ModeCache,
-		MaxEntries:         s.Capacity,
-		TTL:                s.TTL,
-		InlineFetch:        true,
-		DisableHitCounting: true,
-	})
+	cfg := cacheConfig(s)
+	cfg.DisableHitCounting = true
+	l, err := flightcache.New(s.Fetch, cfg)
 	if err != nil {
 		return nil, err
 	}
