@@ -66,6 +66,8 @@ type loadHooks[K comparable, V any] interface {
 	// fetch loads the value of key (shared tier, then the user's fetch).
 	fetch(ctx context.Context, key K, c *call[K, V]) (V, error, time.Duration)
 	// done stores or discards the finished call's result and counts it.
+	// Without a cache, for a call with no error, it runs no user code
+	// (settle calls it without a recover then).
 	done(key K, c *call[K, V])
 	// fetchBatch loads keys with one batch fetch, setting each call's
 	// result (val, err, took).
@@ -112,7 +114,7 @@ type group[K comparable, V any] struct {
 	// Written by loads, kept 128 bytes (a pair of cache lines) from the
 	// fields above, which every miss reads.
 	_      [128]byte
-	wg     sync.WaitGroup // counts load goroutines, inline loads and batches, for close
+	wg     sync.WaitGroup // counts load goroutines and batches, for close (inline loads: flightShard.loads)
 	noSlot ttlSlot        // the TTL slot of the inline loads' contexts with reuse: SetTTL works, nothing reads it
 	_      [128]byte
 }
@@ -123,7 +125,14 @@ type flightShard[K comparable, V any] struct {
 	calls   callTable[K, V]          // the load that new Gets of a key join
 	running map[*call[K, V]]struct{} // every load not yet finished, joinable or not (not inline ones)
 	spare   []*call[K, V]            // zeroed calls for inline loads, with group.reuse
-	_       [128]byte                // keeps shards off each other's cache lines (and their pairs)
+	// loads counts the loads of this shard's keys registered and not yet
+	// settled (inline ones included): Stats.InFlight is their sum, and
+	// close waits for it to reach 0. Counting under mu, which both ends of
+	// a load hold anyway, costs nothing; an atomic gauge and a WaitGroup
+	// cost four locked instructions per load, a quarter of an inline one.
+	loads int
+	idle  chan struct{} // made by close while loads > 0; closed when loads reaches 0
+	_     [128]byte     // keeps shards off each other's cache lines (and their pairs)
 }
 
 // maxSpare bounds flightShard.spare.
@@ -263,8 +272,7 @@ func (g *group[K, V]) startLocked(ctx context.Context, end <-chan struct{}, s *f
 	}
 	c.waiters = 1
 	cl := g.st.cell()
-	cl.misses.Add(1)
-	cl.loads.Add(1)
+	cl.started.Add(1)
 	s.mu.Unlock()
 	if end != nil {
 		v, err := g.waitOrLeave(ctx, end, key, c)
@@ -286,14 +294,12 @@ func (g *group[K, V]) startLocked(ctx context.Context, end <-chan struct{}, s *f
 func (g *group[K, V]) doInlineLocked(ctx context.Context, s *flightShard[K, V], h uint64, key K, c *call[K, V]) (V, error) {
 	c.inline = true
 	s.calls.insert(h, key, c) // not in s.running: close cancels g.closing instead
-	g.st.inFlight.Add(1)
+	s.loads++
 	c.waiters = 1
 	c.started = g.sem == nil // with a slot to wait for, slotAndFetch sets it
 	c.cancel = noCancel      // Close cancels g.closing instead
 	cl := g.st.cell()
-	cl.misses.Add(1)
-	cl.loads.Add(1)
-	g.wg.Add(1)
+	cl.started.Add(1)
 	s.mu.Unlock()
 	plain := ctx == context.Background() || ctx == context.TODO()
 	var fctx *loadContext
@@ -384,7 +390,7 @@ func (g *group[K, V]) newCallLocked(s *flightShard[K, V], h uint64, key K) *call
 func (s *flightShard[K, V]) registerLocked(g *group[K, V], h uint64, key K, c *call[K, V]) {
 	s.calls.insert(h, key, c)
 	s.running[c] = struct{}{}
-	g.st.inFlight.Add(1)
+	s.loads++
 }
 
 // wait returns c's result, or ctx.Err() as soon as ctx ends.
@@ -484,7 +490,31 @@ func (g *group[K, V]) close() {
 		}
 		s.mu.Unlock()
 	}
-	g.wg.Wait()
+	for i := range g.shards { // the loads settle, inline ones included
+		s := &g.shards[i]
+		s.mu.Lock()
+		if s.loads > 0 && s.idle == nil {
+			s.idle = make(chan struct{})
+		}
+		idle := s.idle
+		s.mu.Unlock()
+		if idle != nil {
+			<-idle
+		}
+	}
+	g.wg.Wait() // then the goroutines return
+}
+
+// inFlight returns the number of loads registered and not yet settled.
+func (g *group[K, V]) inFlight() int {
+	n := 0
+	for i := range g.shards {
+		s := &g.shards[i]
+		s.mu.Lock()
+		n += s.loads
+		s.mu.Unlock()
+	}
+	return n
 }
 
 // run is the goroutine of one load. Whatever the fetch does (return, panic,
@@ -492,7 +522,9 @@ func (g *group[K, V]) close() {
 // the key. It returns the outcome, for a load run inline: finish may have
 // handed c to the next load.
 func (g *group[K, V]) run(ctx context.Context, s *flightShard[K, V], key K, c *call[K, V]) (v V, err error) {
-	defer g.wg.Done()
+	if !c.inline { // an inline load is counted in s.loads alone
+		defer g.wg.Done()
+	}
 	if g.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, g.timeout)
@@ -597,7 +629,9 @@ func (g *group[K, V]) settle(ctx context.Context, s *flightShard[K, V], key K, c
 	// done runs user code (Config.NotFound, Rand, Clock, Logger): a panic
 	// there fails this load's callers but never the process, and never
 	// keeps the call from being released.
-	if perr := catchPanic(func() { g.hooks.done(key, c) }); perr != nil {
+	if !g.cached && c.err == nil {
+		g.hooks.done(key, c) // runs no user code: see loadHooks.done
+	} else if perr := catchPanic(func() { g.hooks.done(key, c) }); perr != nil {
 		var zero V
 		c.val, c.err, c.abnormal = zero, perr, true
 	}
@@ -608,6 +642,10 @@ func (g *group[K, V]) settle(ctx context.Context, s *flightShard[K, V], key K, c
 	if !c.inline {
 		delete(s.running, c)
 	}
+	if s.loads--; s.loads == 0 && s.idle != nil {
+		close(s.idle)
+		s.idle = nil
+	}
 	done = c.done // nobody can join now: a nil done stays nil
 	v, err, cancel = c.val, c.err, c.cancel
 	if done == nil && c.inline && g.reuse && len(s.spare) < maxSpare {
@@ -617,6 +655,5 @@ func (g *group[K, V]) settle(ctx context.Context, s *flightShard[K, V], key K, c
 		s.spare = append(s.spare, c)
 	}
 	s.mu.Unlock()
-	g.st.inFlight.Add(-1)
 	return cancel, done, v, err
 }

@@ -181,6 +181,54 @@ func TestInlineFetchClose(t *testing.T) {
 	})
 }
 
+// TestCloseWaitsForInlineFetch: Close waits for a load run inline whose
+// fetch ignores its context (two keys, so two shards may be involved),
+// and for a goroutine load beside them; InFlight counts all three until
+// they settle, and the values they return still reach their Gets.
+func TestCloseWaitsForInlineFetch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		l, err := flightcache.New(func(ctx context.Context, key string) (string, error) {
+			<-release // ignores ctx
+			return "v:" + key, nil
+		}, inlineCfg)
+		require.NoError(t, err)
+		got := make(chan error, 3)
+		for _, k := range []string{"a", "b"} {
+			go func() {
+				_, err := l.Get(context.Background(), k) // inline: ctx cannot end
+				got <- err
+			}()
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() {
+			_, err := l.Get(ctx, "c") // a goroutine load: ctx can end
+			got <- err
+		}()
+		synctest.Wait()
+		require.Equal(t, 3, l.Stats().InFlight)
+		closed := make(chan struct{})
+		go func() {
+			_ = l.Close()
+			close(closed)
+		}()
+		synctest.Wait()
+		select {
+		case <-closed:
+			t.Fatal("Close returned while fetches were running")
+		default:
+		}
+		require.Equal(t, 3, l.Stats().InFlight, "Close counts the loads until they settle")
+		close(release)
+		<-closed
+		require.Zero(t, l.Stats().InFlight)
+		for range 3 { // a fetch that ignored Close and returned a value delivers it
+			require.NoError(t, <-got)
+		}
+	})
+}
+
 // TestInlineFetchCancelableLeader: with InlineFetch, a Get whose context
 // can be cancelled still waits on it: cancelled mid-fetch it returns at
 // once, and the Gets that joined get the value.

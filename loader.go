@@ -341,6 +341,7 @@ func (l *Loader[K, V]) Len() int {
 // Stats returns a snapshot of the Loader's counters. It takes no lock.
 func (l *Loader[K, V]) Stats() Stats {
 	s := l.st.snapshot()
+	s.InFlight = l.flight.inFlight()
 	s.Entries = l.Len()
 	if l.remote != nil {
 		rs := l.remote.Stats()

@@ -132,12 +132,6 @@ type counters struct {
 	remoteHits, remoteMisses atomic.Uint64
 	remoteErrors, leaseWaits atomic.Uint64
 	invSent, invReceived     atomic.Uint64
-	// inFlight is one counter, not striped: a load's +1 and -1 may land
-	// in different stripes, and a sum read while they move could go
-	// below zero. It has a cache line of its own.
-	_        [64]byte
-	inFlight atomic.Int64
-	_        [56]byte
 
 	batchLoads atomic.Uint64
 	batchSum   atomic.Uint64
@@ -148,9 +142,12 @@ type counters struct {
 // stripes share a cache line.
 type counterCell struct {
 	misses, shared, loads, evictions atomic.Uint64
-	durSum                           atomic.Int64
-	durHist                          [len(loadBounds) + 1]atomic.Uint64
-	_                                [64]byte
+	// started counts the Gets that missed and started a load: each is a
+	// miss and a load, counted with one locked add instead of two.
+	started atomic.Uint64
+	durSum  atomic.Int64
+	durHist [len(loadBounds) + 1]atomic.Uint64
+	_       [64]byte
 }
 
 // hitCell is one stripe of the hits counter, alone in a pair of cache
@@ -236,9 +233,10 @@ func (c *counters) snapshot() Stats {
 	}
 	for i := range c.cells {
 		cl := &c.cells[i]
-		s.Misses += cl.misses.Load()
+		started := cl.started.Load()
+		s.Misses += cl.misses.Load() + started
 		s.Shared += cl.shared.Load()
-		s.Loads += cl.loads.Load()
+		s.Loads += cl.loads.Load() + started
 		s.Evictions += cl.evictions.Load()
 		s.LoadDuration.Sum += time.Duration(cl.durSum.Load())
 		for j := range cl.durHist { // Count is their total, so buckets never exceed it
@@ -250,7 +248,6 @@ func (c *counters) snapshot() Stats {
 	for i := range c.hitCells {
 		s.Hits += c.hitCells[i].n.Load()
 	}
-	s.InFlight = int(c.inFlight.Load())
 	s.BatchLoads = c.batchLoads.Load()
 	s.BatchSize.Sum = c.batchSum.Load()
 	for i := range c.batchHist {
