@@ -338,7 +338,10 @@ func (l *Loader[K, V]) Len() int {
 	return l.cache.size()
 }
 
-// Stats returns a snapshot of the Loader's counters. It takes no lock.
+// Stats returns a snapshot of the Loader's counters. It is safe to call
+// at any time, from any goroutine; it reads the counters without a lock,
+// and takes each flight shard's lock briefly to count InFlight (loads keep
+// that count under the lock they hold anyway).
 func (l *Loader[K, V]) Stats() Stats {
 	s := l.st.snapshot()
 	s.InFlight = l.flight.inFlight()

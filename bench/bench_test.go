@@ -15,18 +15,19 @@ import (
 var (
 	flagStampede = flag.Duration("stampede", DefaultStampede.Duration, "timed length of each expiry stampede run")
 	flagEntries  = flag.Int("memory.entries", 100_000, "entries per library in the memory benchmark")
+	flagStormRR  = flag.Int("storm.roundrobin", 0, "if > 0: BenchmarkMissStorm runs this many rounds of every library round-robin in one go, and each lib= sub-benchmark reports its library's")
+	flagStormOut = flag.String("storm.out", "", "with -storm.roundrobin: also write each round's release time to this CSV file (see WriteStormRounds)")
 )
 
 // Sizes of the hit path and mixed workloads (issue 7).
 const (
-	hitKeys     = 10_000    // all loaded
-	traceLen    = 1 << 20   // key indices per hit-path trace
-	mixedKeys   = 1_000_000 // key space of the mixed workload
-	mixedCap    = 10_000    // its cache size
-	mixedTrace  = 1 << 22   // its trace length
-	mixedWarm   = 200_000   // Gets that fill the cache before timing
-	zipfS       = 1.01      // Zipf exponent of both workloads
-	stormRounds = 20        // the report runs the storm with -benchtime=20x
+	hitKeys    = 10_000    // all loaded
+	traceLen   = 1 << 20   // key indices per hit-path trace
+	mixedKeys  = 1_000_000 // key space of the mixed workload
+	mixedCap   = 10_000    // its cache size
+	mixedTrace = 1 << 22   // its trace length
+	mixedWarm  = 200_000   // Gets that fill the cache before timing
+	zipfS      = 1.01      // Zipf exponent of both workloads
 )
 
 var (
@@ -239,20 +240,49 @@ func BenchmarkFlightOverhead(b *testing.B) {
 }
 
 // BenchmarkMissStorm releases 1,000 goroutines together on a cold key whose
-// fetch takes 50ms; one op is one round (the report runs 20 of them:
-// -benchtime=20x). It reports fetches/op (per round; 1 is the target),
-// max-fetches (the most in one round), and release-ns and release-max-ns:
-// the median and the largest, over the rounds, of the time from the fetch's
-// return until the last waiter had its value.
+// fetch takes 50ms; one op is one round. It reports fetches/op (per round;
+// 1 is the target), max-fetches (the most in one round), and release-ns
+// and release-max-ns: the median and the largest, over the rounds, of the
+// time from the fetch's return until the last waiter had its value.
+//
+// With -storm.roundrobin=N (what the report runs, with -benchtime=1x),
+// every library runs N rounds, one round of each in turn, before the
+// sub-benchmarks report: see MissStormRoundRobin. Each sub-benchmark then
+// reports its library's N rounds, whatever its b.N; -storm.out also keeps
+// every round's release time, for the report to compare the libraries
+// round by round.
 func BenchmarkMissStorm(b *testing.B) {
-	for _, lib := range Select(Loaders) {
-		b.Run("lib="+lib.Name, func(b *testing.B) {
-			res, err := MissStorm(lib, StormConfig{Waiters: 1000, Rounds: b.N, FetchTime: 50 * time.Millisecond})
-			if err != nil {
+	libs := Select(Loaders)
+	cfg := StormConfig{Waiters: 1000, FetchTime: 50 * time.Millisecond}
+	var rr []StormResult
+	if *flagStormRR > 0 {
+		c := cfg
+		c.Rounds = *flagStormRR
+		var err error
+		if rr, err = MissStormRoundRobin(libs, c); err != nil {
+			b.Fatal(err)
+		}
+		if *flagStormOut != "" {
+			if err := WriteStormRounds(*flagStormOut, libs, rr); err != nil {
 				b.Fatal(err)
 			}
-			b.ReportMetric(float64(res.Elapsed)/float64(b.N), "ns/op")
-			b.ReportMetric(float64(res.Fetches)/float64(b.N), "fetches/op")
+		}
+	}
+	for i, lib := range libs {
+		b.Run("lib="+lib.Name, func(b *testing.B) {
+			var res StormResult
+			if rr != nil {
+				res = rr[i]
+			} else {
+				c := cfg
+				c.Rounds = b.N
+				var err error
+				if res, err = MissStorm(lib, c); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(res.Elapsed)/float64(res.Rounds), "ns/op")
+			b.ReportMetric(float64(res.Fetches)/float64(res.Rounds), "fetches/op")
 			b.ReportMetric(float64(res.MaxFetches), "max-fetches")
 			b.ReportMetric(float64(res.MedianRelease()), "release-ns")
 			b.ReportMetric(float64(res.MaxRelease()), "release-max-ns")

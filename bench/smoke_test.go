@@ -2,7 +2,11 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -69,6 +73,45 @@ func TestMissStormSmoke(t *testing.T) {
 				t.Errorf("%d fetches and %d release times for 2 rounds", res.Fetches, len(res.Release))
 			}
 		})
+	}
+}
+
+// TestMissStormRoundRobinSmoke: every library of a round-robin storm runs
+// its own rounds, each with one fetch per round and a release time.
+func TestMissStormRoundRobinSmoke(t *testing.T) {
+	libs := Select(Loaders)
+	res, err := MissStormRoundRobin(libs, StormConfig{Waiters: 50, Rounds: 3, FetchTime: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != len(libs) {
+		t.Fatalf("%d results for %d libraries", len(res), len(libs))
+	}
+	for i, r := range res {
+		if r.Rounds != 3 || len(r.Release) != 3 || r.Fetches < 3 || r.Elapsed < 3*10*time.Millisecond {
+			t.Errorf("%s: %d rounds, %d release times, %d fetches, %v elapsed; want 3, 3, at least 3, at least 30ms",
+				libs[i].Name, r.Rounds, len(r.Release), r.Fetches, r.Elapsed)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "rounds.csv")
+	if err := WriteStormRounds(path, libs, res); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	if len(lines) != 1+3*len(libs) || lines[0] != "round,library,release_ns" {
+		t.Fatalf("%d lines, header %q; want %d and round,library,release_ns", len(lines), lines[0], 1+3*len(libs))
+	}
+	want := fmt.Sprintf("2,%s,%d", libs[1].Name, res[1].Release[2].Nanoseconds())
+	if !slices.Contains(lines, want) {
+		t.Errorf("no line %q in\n%s", want, data)
+	}
+	res[0].Release = res[0].Release[:2]
+	if err := WriteStormRounds(path, libs, res); err == nil {
+		t.Error("WriteStormRounds took 2 release times for 3 rounds")
 	}
 }
 

@@ -31,8 +31,6 @@ import (
 	"regexp"
 	"strings"
 	"time"
-
-	"github.com/flightcache/flightcache/bench"
 )
 
 // phase is one run of the test binary.
@@ -92,15 +90,17 @@ func run(count int, benchtime, stampedeFor time.Duration, quick, profile bool, o
 	timed := func(bench, cpu string) []string {
 		return []string{"-test.bench", bench, "-test.cpu", cpu, "-test.count", c, "-test.benchtime", bt}
 	}
-	// The miss storm runs each library in a process of its own (one
-	// library's garbage and goroutines do not land in the next one's
-	// rounds), in turn, stormPasses times.
+	// The miss storm runs stormPasses processes, each running every
+	// library's rounds round-robin (bench.MissStormRoundRobin): the
+	// release time drifts with the machine's state over seconds, and
+	// libraries measured in turn, a round each, meet the same drift.
 	var storm [][]string
-	for range stormPasses {
-		for _, l := range bench.Select(bench.Loaders) {
-			storm = append(storm, []string{"-test.bench", "^BenchmarkMissStorm$/^lib=" + regexp.QuoteMeta(l.Name) + "$",
-				"-test.benchtime", fmt.Sprintf("%dx", stormRounds)})
-		}
+	var stormFiles []string // each pass's rounds (-storm.out)
+	for i := range stormPasses {
+		f := filepath.Join(tmp, fmt.Sprintf("storm-%d.csv", i))
+		stormFiles = append(stormFiles, f)
+		storm = append(storm, []string{"-test.bench", "^BenchmarkMissStorm$", "-test.benchtime", "1x",
+			"-storm.roundrobin", fmt.Sprint(stormRounds), "-storm.out", f})
 	}
 	phases := []phase{
 		{"hit", [][]string{timed("^BenchmarkHit$", "1,2")}},
@@ -154,6 +154,14 @@ func run(count int, benchtime, stampedeFor time.Duration, quick, profile bool, o
 	res, err := parseResults(rawPath)
 	if err != nil {
 		return err
+	}
+	if keep.MatchString("storm") {
+		if res.storm, err = readStormRounds(stormFiles); err != nil {
+			return fmt.Errorf("the miss storm's rounds: %w", err)
+		}
+		if err := writeStormCSV(filepath.Join(out, "storm-rounds.csv"), stormFiles); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(os.Stderr, "report: cancellation behaviour\n")
 	behaviour, err := cancelBehaviour(cancelCount)

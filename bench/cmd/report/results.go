@@ -26,6 +26,7 @@ type results struct {
 	cpu     string
 	goos    string
 	goarch  string
+	storm   *stormRounds // the miss storm's rounds; nil when it did not run
 }
 
 // parseResults reads the raw benchmark output.
