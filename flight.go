@@ -36,8 +36,11 @@ type call[K comparable, V any] struct {
 	maxLife     time.Duration           // > 0: the shared tier's copy ends then
 	batchFailed bool                    // err is a batch fetch's error: never "not found"
 	after       func()                  // run by the load goroutine once the callers are released
-	inlineCtx   loadContext             // the fetch's context of a load run by its first Get
 	inline      bool                    // run by its first Get (see doInlineLocked)
+	// baseCtx is what the fetch's context is built on: the Get's values
+	// and the TTL slot. A load run inline uses it as it is, cancelled by
+	// Close; a load in its own goroutine wraps it in a cancelCtx.
+	baseCtx loadContext
 
 	// Guarded by the flightShard.mu of the call's key.
 	waiters int  // Gets waiting for this call
@@ -309,11 +312,11 @@ func (g *group[K, V]) doInlineLocked(ctx context.Context, s *flightShard[K, V], 
 	case g.reuse: // the context must not be part of c, which is reused
 		fctx = &loadContext{Context: g.closing, values: context.WithoutCancel(ctx), slot: &g.noSlot}
 	case plain:
-		c.inlineCtx = loadContext{Context: g.closing, values: ctx, slot: &c.entryTTL}
-		fctx = &c.inlineCtx
+		c.baseCtx = loadContext{Context: g.closing, values: ctx, slot: &c.entryTTL}
+		fctx = &c.baseCtx
 	default: // WithoutCancel hides any cancelable parent from context.Cause
-		c.inlineCtx = loadContext{Context: g.closing, values: context.WithoutCancel(ctx), slot: &c.entryTTL}
-		fctx = &c.inlineCtx
+		c.baseCtx = loadContext{Context: g.closing, values: context.WithoutCancel(ctx), slot: &c.entryTTL}
+		fctx = &c.baseCtx
 	}
 	return g.run(fctx, s, key, c) // c may be reused once run returns
 }
@@ -369,7 +372,11 @@ func (g *group[K, V]) background(ctx context.Context, key K, refreshOf *entry[K,
 func (g *group[K, V]) startCallLocked(ctx context.Context, s *flightShard[K, V], h uint64, key K, c *call[K, V], background bool, refreshOf *entry[K, V]) *call[K, V] {
 	s.registerLocked(g, h, key, c)
 	c.background, c.refreshOf = background, refreshOf
-	fctx, cancel := context.WithCancelCause(context.WithValue(context.WithoutCancel(ctx), ttlSlotKey{}, &c.entryTTL))
+	// The Get's values without its cancellation (nor its deadline): the
+	// base's Done is Background's, and the cancelCtx above it answers
+	// context.Cause, so the Get's own cause never shows through.
+	c.baseCtx = loadContext{Context: context.Background(), values: ctx, slot: &c.entryTTL}
+	fctx, cancel := context.WithCancelCause(&c.baseCtx)
 	c.cancel = cancel
 	g.wg.Add(1)
 	go g.run(fctx, s, key, c)

@@ -268,6 +268,67 @@ func TestFetchContextKeepsValues(t *testing.T) {
 	require.Equal(t, "trace-42", <-seen)
 }
 
+// TestFetchContextDetached: a load in its own goroutine (the default)
+// runs on a context with the first Get's values but neither its deadline
+// nor its cancellation: cancelled with a cause, that Get returns, the
+// fetch goes on for the Get that joined, and context.Cause never reports
+// the Get's cause. Once every caller has left (flight mode), the fetch's
+// context ends, with a cause of flightcache's own.
+func TestFetchContextDetached(t *testing.T) {
+	type ctxKey struct{}
+	getCause := errors.New("the request was cancelled")
+	synctest.Test(t, func(t *testing.T) {
+		type seen struct {
+			val             any
+			hasDeadline     bool
+			errAtStart      error
+			causeAfterLeave error
+			causeAtEnd      error
+		}
+		started, leftOne, leftAll := make(chan struct{}), make(chan struct{}), make(chan struct{})
+		seenc := make(chan seen, 1)
+		l := mustNew(t, func(ctx context.Context, key string) (string, error) {
+			var s seen
+			s.val = ctx.Value(ctxKey{})
+			_, s.hasDeadline = ctx.Deadline()
+			s.errAtStart = ctx.Err()
+			close(started)
+			<-leftOne
+			s.causeAfterLeave = context.Cause(ctx)
+			<-leftAll
+			<-ctx.Done()
+			s.causeAtEnd = context.Cause(ctx)
+			seenc <- s
+			return "v", ctx.Err()
+		}, flightcache.Config{})
+		base := context.WithValue(context.Background(), ctxKey{}, "trace-7")
+		ctx1, cancel1 := context.WithCancelCause(base)
+		ctx1, cancel1t := context.WithTimeout(ctx1, time.Hour)
+		defer cancel1t()
+		ctx2, cancel2 := context.WithCancel(context.Background())
+		errs := make(chan error, 2)
+		go func() { _, err := l.Get(ctx1, "k"); errs <- err }()
+		<-started
+		go func() { _, err := l.Get(ctx2, "k"); errs <- err }()
+		synctest.Wait() // the second Get has joined
+		cancel1(getCause)
+		require.ErrorIs(t, <-errs, context.Canceled, "the first Get leaves at once")
+		close(leftOne)
+		synctest.Wait()
+		cancel2()
+		require.ErrorIs(t, <-errs, context.Canceled)
+		close(leftAll)
+		s := <-seenc
+		require.Equal(t, "trace-7", s.val)
+		require.False(t, s.hasDeadline, "the fetch got the Get's deadline")
+		require.NoError(t, s.errAtStart)
+		require.NoError(t, s.causeAfterLeave, "the fetch saw the first Get's cancellation")
+		require.Error(t, s.causeAtEnd)
+		require.NotErrorIs(t, s.causeAtEnd, getCause)
+		require.Contains(t, s.causeAtEnd.Error(), "flightcache:")
+	})
+}
+
 func TestFetchTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := mustNew(t, func(ctx context.Context, key string) (string, error) {
