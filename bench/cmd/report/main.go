@@ -1,7 +1,7 @@
 // Command report runs every workload of the flightcache benchmark harness
 // against flightcache and its peers, in one go, and writes the results:
 //
-//	cd bench && go run ./cmd/report          # about 6 minutes on 2 cores
+//	cd bench && go run ./cmd/report          # 7–8 minutes on 2 cores
 //	go run ./bench/cmd/report                # the same, from the repository root (go.work)
 //
 // It builds the bench package's test binary once, runs the benchmarks

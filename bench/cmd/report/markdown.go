@@ -162,7 +162,7 @@ func writeMarkdown(path string, res *results, beh []behaviour, info reportInfo) 
 func writeTargets(m *md, res *results) {
 	m.p("## Targets of issue 7")
 	m.p("")
-	m.p("Medians against the fastest (or leanest) peer measured in the same run; flightcache's own variants and the reference models are not peers.")
+	m.p("Medians against the fastest (or leanest) peer measured in the same run; the miss storm's release time round by round, against every peer (section 3). flightcache's own variants and the reference models are not peers.")
 	m.p("")
 	m.header("target", "flightcache", "best peer", "ratio", "verdict")
 	caches := peerNames(bench.Caches)
