@@ -1,12 +1,12 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -209,25 +209,16 @@ func (r *stormRunner) stop() {
 // storm (res[i] is libs[i]'s) to path as CSV: a header, then one line
 // "round,library,release_ns" per round and library. Rounds of one index
 // ran in the same cycle, within a second of each other.
-func WriteStormRounds(path string, libs []Library, res []StormResult) (err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	w := bufio.NewWriter(f)
-	fmt.Fprintln(w, "round,library,release_ns")
+func WriteStormRounds(path string, libs []Library, res []StormResult) error {
+	var b strings.Builder
+	b.WriteString("round,library,release_ns\n")
 	for i, r := range res {
 		if len(r.Release) != r.Rounds {
 			return fmt.Errorf("bench: %s: %d release times for %d rounds", libs[i].Name, len(r.Release), r.Rounds)
 		}
 		for round, d := range r.Release {
-			fmt.Fprintf(w, "%d,%s,%d\n", round, libs[i].Name, d.Nanoseconds())
+			fmt.Fprintf(&b, "%d,%s,%d\n", round, libs[i].Name, d.Nanoseconds())
 		}
 	}
-	return w.Flush()
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }

@@ -141,18 +141,9 @@ func medianCI(xs []float64) stat {
 
 // writeStormCSV joins the passes' files into one at path, with the pass
 // (from 0) as a first column.
-func writeStormCSV(path string, passes []string) (err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	w := bufio.NewWriter(f)
-	fmt.Fprintln(w, "pass,round,library,release_ns")
+func writeStormCSV(path string, passes []string) error {
+	var out strings.Builder
+	out.WriteString("pass,round,library,release_ns\n")
 	for i, p := range passes {
 		b, err := os.ReadFile(p)
 		if err != nil {
@@ -160,8 +151,8 @@ func writeStormCSV(path string, passes []string) (err error) {
 		}
 		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 		for _, l := range lines[1:] { // past the header
-			fmt.Fprintf(w, "%d,%s\n", i, l)
+			fmt.Fprintf(&out, "%d,%s\n", i, l)
 		}
 	}
-	return w.Flush()
+	return os.WriteFile(path, []byte(out.String()), 0o644)
 }
