@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
@@ -83,23 +84,49 @@ func TestDisableHitCounting(t *testing.T) {
 	}
 }
 
-// TestDisableHitCountingMetrics: the Collector still exports
-// flightcache_hits_total, at zero, next to the misses it counted.
+// TestDisableHitCountingMetrics: a Loader that does not count hits (or
+// time loads) exports no hits series (or load-duration histogram), rather
+// than a zero a dashboard would take for a measurement; the other
+// series, and the other Loaders of the same Collector, are as usual. In
+// flight mode, which has no hits, the hits series stays (an exact 0). The
+// registry is pedantic: what Describe announces matches what Collect sends.
 func TestDisableHitCountingMetrics(t *testing.T) {
-	l := mustNew(t, func(ctx context.Context, key string) (string, error) { return key, nil },
-		flightcache.Config{Name: "uncounted", Mode: flightcache.ModeCache, MaxEntries: 10, DisableHitCounting: true})
-	for range 3 {
-		_, err := l.Get(context.Background(), "k")
-		require.NoError(t, err)
+	fetch := func(ctx context.Context, key string) (string, error) { return key, nil }
+	uncounted := mustNew(t, fetch, flightcache.Config{Name: "uncounted", Mode: flightcache.ModeCache, MaxEntries: 10,
+		DisableHitCounting: true, DisableLoadTiming: true})
+	counted := mustNew(t, fetch, flightcache.Config{Name: "counted", Mode: flightcache.ModeCache, MaxEntries: 10})
+	flight := mustNew(t, fetch, flightcache.Config{Name: "flight", DisableHitCounting: true})
+	for _, l := range []*flightcache.Loader[string, string]{uncounted, counted, flight} {
+		for range 3 {
+			_, err := l.Get(context.Background(), "k")
+			require.NoError(t, err)
+		}
 	}
 	want := `
 # HELP flightcache_hits_total Gets answered from the cache.
 # TYPE flightcache_hits_total counter
-flightcache_hits_total{loader="uncounted"} 0
+flightcache_hits_total{loader="counted"} 2
+flightcache_hits_total{loader="flight"} 0
 # HELP flightcache_misses_total Gets that started or joined a load.
 # TYPE flightcache_misses_total counter
+flightcache_misses_total{loader="counted"} 1
+flightcache_misses_total{loader="flight"} 3
 flightcache_misses_total{loader="uncounted"} 1
 `
-	require.NoError(t, testutil.CollectAndCompare(flightcache.NewCollector(l), strings.NewReader(want),
-		"flightcache_hits_total", "flightcache_misses_total"))
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(flightcache.NewCollector(uncounted, counted, flight)))
+	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(want), "flightcache_hits_total", "flightcache_misses_total"))
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	timed := map[string]bool{}
+	for _, f := range families {
+		if f.GetName() != "flightcache_load_duration_seconds" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			timed[m.GetLabel()[0].GetValue()] = true
+			require.NotZero(t, m.GetHistogram().GetSampleCount())
+		}
+	}
+	require.Equal(t, map[string]bool{"counted": true, "flight": true}, timed, "load-duration series, by loader")
 }

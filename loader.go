@@ -217,6 +217,15 @@ func (l *Loader[K, V]) getOther(ctx context.Context, key K) (v V, miss bool, err
 	return v, true, nil
 }
 
+// hitsUncounted reports whether Config.DisableHitCounting stops this
+// Loader counting its hits (in cache mode: flight mode has none to count,
+// and its zero is exact). The Collector then exports no hits series.
+func (l *Loader[K, V]) hitsUncounted() bool { return l.cache != nil && !l.countHit }
+
+// loadsUntimed reports whether Config.DisableLoadTiming stops this Loader
+// timing its fetches. The Collector then exports no load-duration series.
+func (l *Loader[K, V]) loadsUntimed() bool { return !l.timed }
+
 // hitCounted counts a hit in Stats.Hits, unless Config.DisableHitCounting
 // says not to.
 func (l *Loader[K, V]) hitCounted() {

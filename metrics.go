@@ -26,7 +26,7 @@ type metricDef struct {
 // metricDefs lists the counters and gauges; the histogram is apart. It is
 // never written.
 var metricDefs = [...]metricDef{
-	{"flightcache_hits_total", "Gets answered from the cache.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.Hits) }},
+	{hitsName, "Gets answered from the cache.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.Hits) }},
 	{"flightcache_misses_total", "Gets that started or joined a load.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.Misses) }},
 	{"flightcache_shared_total", "Gets that joined a load another Get started.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.Shared) }},
 	{"flightcache_loads_total", "Loads started.", prometheus.CounterValue, func(s Stats) float64 { return float64(s.Loads) }},
@@ -63,19 +63,37 @@ const loadDurationName = "flightcache_load_duration_seconds"
 // each with a constant "loader" label holding the Loader's Name. It reads
 // Stats at scrape time only: Gets never touch a Prometheus object. Register
 // it in a registry of your own; flightcache registers nothing globally.
-// A Collector is safe for concurrent use; its zero value collects nothing.
+// A Loader with Config.DisableHitCounting (in cache mode) has no
+// flightcache_hits_total series, and one with Config.DisableLoadTiming no
+// flightcache_load_duration_seconds: a statistic it does not keep is left
+// out, not exported as a zero. A Collector is safe for concurrent use; its
+// zero value collects nothing.
 type Collector struct {
 	sources []collected
 	err     error // a problem found by NewCollector, reported by Describe
 }
 
-// collected is one Source with its descriptors, built once.
+// collected is one Source with its descriptors, built once. A nil
+// descriptor is a metric the Source does not keep (see uncounted).
 type collected struct {
 	src      Source
 	descs    [len(metricDefs)]*prometheus.Desc
 	duration *prometheus.Desc
 	batch    *prometheus.Desc
 }
+
+// uncounted is implemented by a Loader whose Config turns a statistic off
+// (DisableHitCounting, DisableLoadTiming): the Collector then exports no
+// series for it rather than a zero that a dashboard would take for a
+// measurement (a hit ratio of 0%, fetches that take no time).
+type uncounted interface {
+	hitsUncounted() bool
+	loadsUntimed() bool
+}
+
+// hitsName is the name of the hits counter, which a Loader with
+// DisableHitCounting does not export.
+const hitsName = "flightcache_hits_total"
 
 // NewCollector returns a Collector for the given sources. Their names must
 // differ: registering a Collector with two sources of one name fails, and
@@ -91,11 +109,17 @@ func NewCollector(sources ...Source) *Collector {
 		}
 		seen[name] = true
 		labels := prometheus.Labels{"loader": name}
+		u, _ := src.(uncounted)
 		c.sources[i].src = src
 		for j, def := range metricDefs {
+			if def.name == hitsName && u != nil && u.hitsUncounted() {
+				continue
+			}
 			c.sources[i].descs[j] = prometheus.NewDesc(def.name, def.help, nil, labels)
 		}
-		c.sources[i].duration = prometheus.NewDesc(loadDurationName, "Time taken by fetches.", nil, labels)
+		if u == nil || !u.loadsUntimed() {
+			c.sources[i].duration = prometheus.NewDesc(loadDurationName, "Time taken by fetches.", nil, labels)
+		}
 		c.sources[i].batch = prometheus.NewDesc("flightcache_batch_size", "Keys per batch fetch.", nil, labels)
 	}
 	return c
@@ -109,9 +133,13 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	for i := range c.sources {
 		for _, d := range c.sources[i].descs {
+			if d != nil {
+				ch <- d
+			}
+		}
+		if d := c.sources[i].duration; d != nil {
 			ch <- d
 		}
-		ch <- c.sources[i].duration
 		ch <- c.sources[i].batch
 	}
 }
@@ -124,20 +152,24 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for i := range c.sources {
 		s := c.sources[i].src.Stats()
 		for j, def := range metricDefs {
-			ch <- prometheus.MustNewConstMetric(c.sources[i].descs[j], def.kind, def.value(s))
+			if d := c.sources[i].descs[j]; d != nil {
+				ch <- prometheus.MustNewConstMetric(d, def.kind, def.value(s))
+			}
 		}
-		h := s.LoadDuration
-		buckets := make(map[float64]uint64, len(loadBounds))
-		var cumulative uint64
-		for j, bound := range h.Bounds() {
-			cumulative += h.Counts[j]
-			buckets[bound.Seconds()] = cumulative
+		if d := c.sources[i].duration; d != nil {
+			h := s.LoadDuration
+			buckets := make(map[float64]uint64, len(loadBounds))
+			var cumulative uint64
+			for j, bound := range h.Bounds() {
+				cumulative += h.Counts[j]
+				buckets[bound.Seconds()] = cumulative
+			}
+			ch <- prometheus.MustNewConstHistogram(d, h.Count, h.Sum.Seconds(), buckets)
 		}
-		ch <- prometheus.MustNewConstHistogram(c.sources[i].duration, h.Count, h.Sum.Seconds(), buckets)
 
 		bs := s.BatchSize
 		sizes := make(map[float64]uint64, len(batchBounds))
-		cumulative = 0
+		var cumulative uint64
 		for j, bound := range bs.Bounds() {
 			cumulative += bs.Counts[j]
 			sizes[float64(bound)] = cumulative
