@@ -201,10 +201,10 @@ func (l *Loader[K, V]) getOther(ctx context.Context, key K) (v V, miss bool, err
 	if l.beta > 0 { // XFetch: β·(−ln u), u uniform in (0, 1]
 		early = l.beta * -math.Log(1-l.rand())
 	} else {
-		v, fresh, held := l.cache.getFresh(key, now)
+		fv, fresh, held := l.cache.getFresh(key, now)
 		if fresh {
 			l.hitCounted()
-			return v, false, nil
+			return fv, false, nil
 		}
 		if !held {
 			return v, true, nil
