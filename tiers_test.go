@@ -75,6 +75,15 @@ func tierCfg(clock *fakeClock) flightcache.Config {
 	}
 }
 
+// cachedThenStale loads "k" through l and moves clock 10s on: past
+// tierCfg's TTL, into its stale window.
+func cachedThenStale(t *testing.T, l *flightcache.Loader[string, string], clock *fakeClock) {
+	t.Helper()
+	_, err := get(t, l, "k")
+	require.NoError(t, err)
+	clock.Advance(10 * time.Second)
+}
+
 func get(t *testing.T, l *flightcache.Loader[string, string], key string) (string, error) {
 	t.Helper()
 	return l.Get(context.Background(), key)
@@ -133,9 +142,7 @@ func TestStaleBurstStartsOneRefreshAndNobodyWaits(t *testing.T) {
 		clock := newClock()
 		f := &scripted{}
 		l := mustNew(t, f.fetch, tierCfg(clock))
-		_, err := get(t, l, "k")
-		require.NoError(t, err)
-		clock.Advance(10 * time.Second)
+		cachedThenStale(t, l, clock)
 		f.hold = make(chan struct{}) // the refresh will block
 
 		const n = 1000
@@ -256,9 +263,7 @@ func TestBackoffIsCappedAtMinutes(t *testing.T) {
 		cfg := tierCfg(clock)
 		cfg.StaleTTL = 24 * time.Hour
 		l := mustNew(t, f.fetch, cfg)
-		_, err := get(t, l, "k")
-		require.NoError(t, err)
-		clock.Advance(10 * time.Second)
+		cachedThenStale(t, l, clock)
 		var gaps []time.Duration
 		last := clock.Now()
 		for range 20 * 60 { // 20 hours in 1-minute steps
@@ -631,9 +636,7 @@ func TestWritesDuringRefreshWin(t *testing.T) {
 				clock := newClock()
 				f := &scripted{}
 				l := mustNew(t, f.fetch, tierCfg(clock))
-				_, err := get(t, l, "k")
-				require.NoError(t, err)
-				clock.Advance(10 * time.Second)
+				cachedThenStale(t, l, clock)
 				f.hold = make(chan struct{})
 				v, _ := get(t, l, "k") // stale: starts the refresh
 				require.Equal(t, "k#1", v)
@@ -661,9 +664,7 @@ func TestMissDuringRefreshJoinsIt(t *testing.T) {
 		clock := newClock()
 		f := &scripted{}
 		l := mustNew(t, f.fetch, tierCfg(clock))
-		_, err := get(t, l, "k")
-		require.NoError(t, err)
-		clock.Advance(10 * time.Second)
+		cachedThenStale(t, l, clock)
 		f.hold = make(chan struct{})
 		_, _ = get(t, l, "k") // stale hit: the refresh starts and blocks
 		synctest.Wait()
@@ -701,11 +702,9 @@ func TestRefreshContextKeepsValuesNotCancellation(t *testing.T) {
 			}
 			return "v", nil
 		}, tierCfg(clock))
-		_, err := get(t, l, "k")
-		require.NoError(t, err)
-		clock.Advance(10 * time.Second)
+		cachedThenStale(t, l, clock)
 		ctx, cancel := context.WithCancel(context.WithValue(context.Background(), ctxKey{}, "req-9"))
-		_, err = l.Get(ctx, "k")
+		_, err := l.Get(ctx, "k")
 		require.NoError(t, err)
 		cancel() // the request that triggered the refresh is over
 		close(release)
@@ -732,9 +731,7 @@ func TestRefreshBoundedByFetchTimeout(t *testing.T) {
 			c.FetchTimeout = 3 * time.Second
 			return c
 		}())
-		_, err := get(t, l, "k")
-		require.NoError(t, err)
-		clock.Advance(10 * time.Second)
+		cachedThenStale(t, l, clock)
 		start := time.Now()
 		v, err := get(t, l, "k")
 		require.NoError(t, err)
@@ -803,9 +800,7 @@ func TestQueuedRefreshSurvivesAJoinerLeaving(t *testing.T) {
 		cfg := tierCfg(clock)
 		cfg.MaxConcurrentFetches = 1
 		l := mustNew(t, f.fetch, cfg)
-		_, err := get(t, l, "k")
-		require.NoError(t, err)
-		clock.Advance(10 * time.Second)
+		cachedThenStale(t, l, clock)
 
 		f.hold = make(chan struct{}) // "busy" takes the only fetch slot
 		busy := make(chan result, 1)
@@ -814,7 +809,7 @@ func TestQueuedRefreshSurvivesAJoinerLeaving(t *testing.T) {
 			busy <- result{v, err}
 		}()
 		synctest.Wait()
-		_, err = get(t, l, "k") // stale: its refresh queues for the slot
+		_, err := get(t, l, "k") // stale: its refresh queues for the slot
 		require.NoError(t, err)
 		clock.Advance(5 * time.Second) // k expires; a Get joins the queued refresh
 		leaveWhileWaiting(t, l, "k")
