@@ -57,6 +57,28 @@ func BenchmarkHit(b *testing.B) {
 	}
 }
 
+// parallelGets is the timed part of the hit-path and mixed benchmarks: from
+// every P, Gets of keys along trace, each goroutine from its own offset.
+func parallelGets(b *testing.B, c Cache, keys []string, trace []uint32) {
+	ctx := context.Background()
+	var off offsets
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := off.take(len(trace))
+		for pb.Next() {
+			if _, err := c.Get(ctx, keys[trace[i]]); err != nil {
+				b.Error(err)
+				return
+			}
+			if i++; i == len(trace) {
+				i = 0
+			}
+		}
+	})
+	b.StopTimer()
+}
+
 // offsets hands each RunParallel goroutine its own starting point in a
 // trace of length n.
 type offsets struct{ next atomic.Uint64 }
@@ -83,23 +105,7 @@ func benchHit(b *testing.B, lib Library, keys []string, trace []uint32) {
 	if n := fetches.Load() - f0; n != 0 {
 		b.Fatalf("%d of %d keys were not cached after loading them", n, len(keys))
 	}
-	ctx := context.Background()
-	var off offsets
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		i := off.take(len(trace))
-		for pb.Next() {
-			if _, err := c.Get(ctx, keys[trace[i]]); err != nil {
-				b.Error(err)
-				return
-			}
-			if i++; i == len(trace) {
-				i = 0
-			}
-		}
-	})
-	b.StopTimer()
+	parallelGets(b, c, keys, trace)
 	if n := fetches.Load() - f0; n != 0 {
 		b.Errorf("%d fetches during the hit path", n)
 	}
@@ -173,22 +179,7 @@ func benchMixed(b *testing.B, lib Library, keys []string, trace []uint32, capaci
 		}
 	}
 	f0 := fetches.Load()
-	var off offsets
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		i := off.take(len(trace))
-		for pb.Next() {
-			if _, err := c.Get(ctx, keys[trace[i]]); err != nil {
-				b.Error(err)
-				return
-			}
-			if i++; i == len(trace) {
-				i = 0
-			}
-		}
-	})
-	b.StopTimer()
+	parallelGets(b, c, keys, trace)
 	b.ReportMetric(float64(fetches.Load()-f0)/float64(b.N), "fetches/op")
 }
 
