@@ -167,13 +167,14 @@ type Config struct {
 
 	// DisableHitCounting stops the Loader from counting hits: Stats.Hits
 	// stays at zero, so Hits + Misses = Gets no longer holds, and a
-	// Collector exports no flightcache_hits_total series for the Loader (a
-	// dashboard's hit ratio shows no data rather than 0%) (StaleHits and NegativeHits, rarer, still count, as
-	// does every other counter). Counting a hit is one atomic add, about
-	// 9ns of an 80ns hit on an Intel Xeon VM (see bench/): without it, a
-	// hit on an entry already seen writes nothing at all. Hit-path peers
-	// such as otter count no hits unless asked to. No effect in flight
-	// mode, which has no hits.
+	// Collector exports no flightcache_hits_total series for the Loader,
+	// so that a dashboard's hit ratio shows no data rather than 0%.
+	// StaleHits and NegativeHits, rarer, still count, as does every other
+	// counter. Counting a hit is one atomic add, about 9ns of an 80ns hit
+	// on an Intel Xeon VM (see bench/): without it, a hit on an entry
+	// already seen writes nothing at all. Hit-path peers such as otter
+	// count no hits unless asked to. No effect in flight mode, which has
+	// no hits.
 	DisableHitCounting bool `json:"disable_hit_counting,omitempty" yaml:"disable_hit_counting,omitempty"`
 
 	// RemoteTTL is how long a fetched value is kept in the shared tier (see

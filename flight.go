@@ -479,10 +479,11 @@ func (g *group[K, V]) forgetAll() {
 	}
 }
 
-// close stops new loads, cancels the running ones and waits for their
+// close stops new loads, cancels the running ones, waits for every load
+// to settle (flightShard.loads, inline ones included) and for the load
 // goroutines to return. Once it has set closed and visited a shard, no
-// load starts there: every wg.Add happens under a shard's lock while g
-// is open, so all come before the Wait.
+// load starts there: every loads++ and wg.Add happens under a shard's
+// lock while g is open, so all come before the waits.
 func (g *group[K, V]) close() {
 	g.closed.Store(true)
 	g.stop(ErrClosed)
