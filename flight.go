@@ -22,29 +22,31 @@ type call[K comparable, V any] struct {
 	done chan struct{}
 
 	// Written by the load goroutine before done is closed; read after.
-	val      V
-	err      error
-	abnormal bool          // the fetch panicked or called runtime.Goexit
-	took     time.Duration // how long the fetch ran; -1: it never started
+	val  V
+	err  error
+	took time.Duration // how long the fetch ran; -1: it never started
 
-	token       uint64                  // the cache's token for this load
-	endAt       int64                   // when the fetch returned (Loader.now), if fetch timed it; 0: unknown
-	cancel      context.CancelCauseFunc // cancels the fetch's context
-	background  bool                    // a refresh: started by no waiting Get
-	refreshOf   *entry[K, V]            // the entry a refresh replaces, if any
-	entryTTL    ttlSlot                 // the fetch's choice of TTLs (SetTTL)
-	maxLife     time.Duration           // > 0: the shared tier's copy ends then
-	batchFailed bool                    // err is a batch fetch's error: never "not found"
-	after       func()                  // run by the load goroutine once the callers are released
-	inline      bool                    // run by its first Get (see doInlineLocked)
+	// The flags sit together, so that a call takes one word for them.
+	abnormal    bool // the fetch panicked or called runtime.Goexit (written as val and err are)
+	background  bool // a refresh: started by no waiting Get
+	batchFailed bool // err is a batch fetch's error: never "not found"
+	inline      bool // run by its first Get (see doInlineLocked)
+	started     bool // the fetch has its slot and is running; guarded by the flightShard.mu of the call's key
+
+	token     uint64                  // the cache's token for this load
+	endAt     int64                   // when the fetch returned (Loader.now), if fetch timed it; 0: unknown
+	cancel    context.CancelCauseFunc // cancels the fetch's context
+	refreshOf *entry[K, V]            // the entry a refresh replaces, if any
+	entryTTL  ttlSlot                 // the fetch's choice of TTLs (SetTTL)
+	maxLife   time.Duration           // > 0: the shared tier's copy ends then
+	after     func()                  // run by the load goroutine once the callers are released
 	// baseCtx is what the fetch's context is built on: the Get's values
 	// and the TTL slot. A load run inline uses it as it is, cancelled by
 	// Close; a load in its own goroutine wraps it in a cancelCtx.
 	baseCtx loadContext
 
-	// Guarded by the flightShard.mu of the call's key.
-	waiters int  // Gets waiting for this call
-	started bool // the fetch has its slot and is running
+	// Guarded by the flightShard.mu of the call's key (as started is).
+	waiters int // Gets waiting for this call
 
 	// Set when the call is registered; its place in flightShard.calls.
 	key     K
