@@ -239,7 +239,7 @@ func (g *group[K, V]) doMany(ctx context.Context, keys []K) (waits []waitFor[K, 
 		c := g.addLocked(s, h, b, key)
 		c.waiters = 1
 		s.mu.Unlock()
-		g.st.cell().started.Add(1)
+		g.st.cell().loadStarts.Add(1)
 		waits = append(waits, waitFor[K, V]{key, c})
 		if g.maxBatch > 0 && len(b.keys) == g.maxBatch {
 			g.startBatch(b)

@@ -277,7 +277,7 @@ func (g *group[K, V]) startLocked(ctx context.Context, end <-chan struct{}, s *f
 	}
 	c.waiters = 1
 	cl := g.st.cell()
-	cl.started.Add(1)
+	cl.loadStarts.Add(1)
 	s.mu.Unlock()
 	if end != nil {
 		v, err := g.waitOrLeave(ctx, end, key, c)
@@ -304,7 +304,7 @@ func (g *group[K, V]) doInlineLocked(ctx context.Context, s *flightShard[K, V], 
 	c.started = g.sem == nil // with a slot to wait for, slotAndFetch sets it
 	c.cancel = noCancel      // Close cancels g.closing instead
 	cl := g.st.cell()
-	cl.started.Add(1)
+	cl.loadStarts.Add(1)
 	s.mu.Unlock()
 	plain := ctx == context.Background() || ctx == context.TODO()
 	var fctx *loadContext

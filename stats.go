@@ -142,12 +142,12 @@ type counters struct {
 // stripes share a cache line.
 type counterCell struct {
 	misses, shared, loads, evictions atomic.Uint64
-	// started counts the Gets that missed and started a load: each is a
-	// miss and a load, counted with one locked add instead of two.
-	started atomic.Uint64
-	durSum  atomic.Int64
-	durHist [len(loadBounds) + 1]atomic.Uint64
-	_       [64]byte
+	// loadStarts counts the Gets that missed and started a load: each is
+	// a miss and a load, counted with one locked add instead of two.
+	loadStarts atomic.Uint64
+	durSum     atomic.Int64
+	durHist    [len(loadBounds) + 1]atomic.Uint64
+	_          [64]byte
 }
 
 // hitCell is one stripe of the hits counter, alone in a pair of cache
@@ -233,10 +233,10 @@ func (c *counters) snapshot() Stats {
 	}
 	for i := range c.cells {
 		cl := &c.cells[i]
-		started := cl.started.Load()
-		s.Misses += cl.misses.Load() + started
+		starts := cl.loadStarts.Load()
+		s.Misses += cl.misses.Load() + starts
 		s.Shared += cl.shared.Load()
-		s.Loads += cl.loads.Load() + started
+		s.Loads += cl.loads.Load() + starts
 		s.Evictions += cl.evictions.Load()
 		s.LoadDuration.Sum += time.Duration(cl.durSum.Load())
 		for j := range cl.durHist { // Count is their total, so buckets never exceed it
