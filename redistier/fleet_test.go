@@ -37,6 +37,7 @@ func newFleet(t testing.TB, n int, prefix string, cfg flightcache.Config, opts O
 func TestFleetBurstFetchesOnce(t *testing.T) {
 	prefix := testPrefix(t, newClient(t))
 	var fetches atomic.Int64
+	started := make(chan struct{}, 4) // one send per fetch; a second would fail the test below
 	release := make(chan struct{})
 	cfg := flightcache.Config{Mode: flightcache.ModeCache, MaxEntries: 10, TTL: time.Minute, RemoteLeaseTimeout: 30 * time.Second}
 	// A generous per-call Timeout: on a loaded CI machine a Redis call that
@@ -44,6 +45,7 @@ func TestFleetBurstFetchesOnce(t *testing.T) {
 	// the fault path, tested in faults_test.go, not this one.
 	fleet := newFleet(t, 4, prefix, cfg, Options[string]{Timeout: 5 * time.Second}, func(ctx context.Context, key string) (string, error) {
 		fetches.Add(1)
+		started <- struct{}{}
 		select {
 		case <-release:
 		case <-ctx.Done(): // so that Close ends it if the test fails early
@@ -63,7 +65,14 @@ func TestFleetBurstFetchesOnce(t *testing.T) {
 			}
 		})
 	}
-	// One instance fetches while the three others wait on its lease.
+	// One instance fetches while the three others wait on its lease. The
+	// lease is taken before the fetch is called, so the three can be counted
+	// waiting before the fetch has begun: wait for both.
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("timed out after 10s waiting for the fetch to start")
+	}
 	leaseWaits := func() (n uint64) {
 		for _, l := range fleet {
 			n += l.Stats().LeaseWaits
