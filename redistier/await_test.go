@@ -2,7 +2,6 @@ package redistier
 
 import (
 	"context"
-	"strconv"
 	"testing"
 	"time"
 
@@ -22,7 +21,7 @@ type awaitResult struct {
 // startAwait runs tier.Await(ctx, key) on a goroutine and returns once it
 // is waiting (its first read found the lease held and no record), with the
 // channel that receives its result.
-func startAwait(t *testing.T, ctx context.Context, tier *Tier[string, string], key string) <-chan awaitResult {
+func startAwait(t testing.TB, ctx context.Context, tier *Tier[string, string], key string) <-chan awaitResult {
 	t.Helper()
 	done, _ := startAwaitCounting(t, ctx, tier, key)
 	return done
@@ -30,7 +29,7 @@ func startAwait(t *testing.T, ctx context.Context, tier *Tier[string, string], k
 
 // startAwaitCounting is startAwait, also returning a channel that receives
 // a value each time the Await waits again after being woken.
-func startAwaitCounting(t *testing.T, ctx context.Context, tier *Tier[string, string], key string) (<-chan awaitResult, <-chan struct{}) {
+func startAwaitCounting(t testing.TB, ctx context.Context, tier *Tier[string, string], key string) (<-chan awaitResult, <-chan struct{}) {
 	t.Helper()
 	waiting := make(chan struct{}, 10)
 	tier.testHookAwait = func() {
@@ -185,46 +184,4 @@ func TestAwait(t *testing.T) {
 		assert.False(t, r.ok)
 		assert.Empty(t, rewaits, "woken only by its own key's release")
 	})
-}
-
-// TestAwaitWakeUpLatency measures how long after the holder's release (or
-// Set, when nothing is released) a waiting Await returns, on the test
-// Redis. Reported with -v.
-func TestAwaitWakeUpLatency(t *testing.T) {
-	client := newClient(t)
-	ctx := context.Background()
-	prefix := testPrefix(t, client)
-	const poll = 40 * time.Millisecond
-	holder := newTier[string](t, client, Options[string]{Prefix: prefix})
-	waiter := newTier[string](t, client, Options[string]{Prefix: prefix, PollInterval: poll})
-
-	measure := func(n int, release bool) durations {
-		var d durations
-		for i := range n {
-			key := "k" + strconv.Itoa(i) + strconv.FormatBool(release)
-			rel, ok, err := holder.Lease(ctx, key, time.Minute)
-			require.NoError(t, err)
-			require.True(t, ok)
-			done := startAwait(t, ctx, waiter, key)
-			require.NoError(t, holder.Set(ctx, key, flightcache.RemoteRecord[string]{Value: "v", TTL: time.Minute}))
-			start := time.Now()
-			if release {
-				rel()
-			}
-			r := recv(t, done, 5*time.Second, "Await")
-			require.NoError(t, r.err)
-			require.True(t, r.ok)
-			d = append(d, r.at.Sub(start))
-			rel()
-		}
-		return d
-	}
-	notified := measure(50, true)
-	polled := measure(25, false)
-	t.Logf("Await wake-up after release (pub/sub): p50 %v, p90 %v, max %v (n=%d)",
-		notified.percentile(.5), notified.percentile(.9), notified.percentile(1), len(notified))
-	t.Logf("Await wake-up after a Set without release (polling every %v): p50 %v, p90 %v, max %v (n=%d)",
-		poll, polled.percentile(.5), polled.percentile(.9), polled.percentile(1), len(polled))
-	assert.Less(t, notified.percentile(.5), poll/4, "a release wakes Await by notification, not by polling")
-	assert.Less(t, polled.percentile(.9), poll+50*time.Millisecond, "polling finds the record within PollInterval")
 }

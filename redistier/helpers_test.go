@@ -142,3 +142,32 @@ func (d durations) percentile(p float64) time.Duration {
 func recOf(v string) flightcache.RemoteRecord[string] {
 	return flightcache.RemoteRecord[string]{Value: v, TTL: time.Minute}
 }
+
+// commandCount counts the commands a client sends through its Process and
+// pipeline paths; pub/sub traffic (Watch's subscription and its pings) does
+// not pass there. Tests use it to tell a call that was skipped from one that
+// reached Redis without reading the clock.
+type commandCount struct{ n atomic.Int64 }
+
+// countCommands installs a commandCount on client.
+func countCommands(client *redis.Client) *commandCount {
+	c := &commandCount{}
+	client.AddHook(c)
+	return c
+}
+
+func (c *commandCount) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *commandCount) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (c *commandCount) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.n.Add(int64(len(cmds)))
+		return next(ctx, cmds)
+	}
+}
