@@ -154,8 +154,11 @@ func TestAwait(t *testing.T) {
 	})
 
 	t.Run("lease expired without a record (polling)", func(t *testing.T) {
-		lease(t, "expires", 50*time.Millisecond) // never released
+		lease(t, "expires", time.Minute) // never released
 		done := startAwait(t, ctx, poller, "expires")
+		// The lease expires (Redis's clock) once the Await is waiting.
+		leaseKey := holder.ks.key(kindLease, "expires")
+		require.True(t, client.PExpire(ctx, leaseKey, time.Millisecond).Val(), "the lease is %s", leaseKey)
 		r := recv(t, done, 5*time.Second, "Await")
 		require.NoError(t, r.err)
 		assert.False(t, r.ok)

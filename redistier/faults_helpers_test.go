@@ -231,3 +231,23 @@ func (p *proxy) close() {
 	p.mu.Unlock()
 	p.wg.Wait()
 }
+
+// closeBreaker lets the breaker's cooldown pass on clock and runs probe, a
+// call that reaches Redis once the cooldown is over and reports whether the
+// breaker is closed after it, until it is; it returns the number of probes.
+// A probe opens a new connection (four round trips) within the Timeout: on
+// a loaded machine it can miss, which opens the breaker for another
+// cooldown. It fails the test after 10s.
+func closeBreaker(t testing.TB, clock *fakeClock, probe func() bool) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for n := 1; ; n++ {
+		clock.Add(faultCooldown)
+		if probe() {
+			return n
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the breaker is still open after %d probes in 10s", n)
+		}
+	}
+}
