@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 )
@@ -32,6 +33,32 @@ type Cache interface {
 	Get(ctx context.Context, key string) (string, error)
 	// Close stops whatever the library runs in the background.
 	Close()
+}
+
+// joinCounter is implemented by a Cache that counts the Gets that joined a
+// fetch already running (flightcache: Stats().Shared). Scenarios that need
+// their waiters committed to a fetch before they go on (cancelling the
+// first caller, letting the fetch finish) wait for the count where it
+// exists; for the other libraries they allow time.
+type joinCounter interface {
+	Joined() uint64
+}
+
+// waitJoined waits until c has counted want joins, yielding the processor
+// in between; it reports false if c counts none, or after limit.
+func waitJoined(c Cache, want uint64, limit time.Duration) bool {
+	jc, ok := c.(joinCounter)
+	if !ok {
+		return false
+	}
+	deadline := time.Now().Add(limit)
+	for jc.Joined() < want {
+		if time.Now().After(deadline) {
+			return false
+		}
+		runtime.Gosched()
+	}
+	return true
 }
 
 // Kind says what a library keeps.

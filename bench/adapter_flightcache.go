@@ -17,6 +17,9 @@ func (a *flightcacheAdapter) Get(ctx context.Context, key string) (string, error
 
 func (a *flightcacheAdapter) Close() { _ = a.l.Close() }
 
+// Joined counts the Gets that joined a running load.
+func (a *flightcacheAdapter) Joined() uint64 { return a.l.Stats().Shared }
+
 func newFlightcacheFlight(s Setup) (Cache, error) {
 	l, err := flightcache.New(s.Fetch, flightcache.Config{Name: "bench", InlineFetch: true})
 	if err != nil {

@@ -91,10 +91,6 @@ func Cancellation(lib Library, cfg CancelConfig) (CancelResult, error) {
 	case <-time.After(cancelLimit):
 		return CancelResult{}, fmt.Errorf("bench: %s: the first caller's fetch never started", lib.Name)
 	}
-	t0 := startedAt.Load()
-	stopCancel := time.AfterFunc(time.Duration(t0+int64(cfg.CancelAfter)-nanotime()), cancel)
-	defer stopCancel.Stop()
-
 	var (
 		wg     sync.WaitGroup
 		mu     sync.Mutex // guards failed, werr, last
@@ -120,6 +116,14 @@ func Cancellation(lib Library, cfg CancelConfig) (CancelResult, error) {
 			}
 		})
 	}
+	// The first caller is cancelled CancelAfter into the fetch, and not
+	// before every waiter has joined it where the library counts joins: on
+	// a loaded machine a waiter can take longer than CancelAfter to be
+	// scheduled, and a flight with no caller left is rightly cancelled.
+	waitJoined(c, uint64(cfg.Waiters), cancelLimit)
+	t0 := startedAt.Load()
+	stopCancel := time.AfterFunc(time.Duration(t0+int64(cfg.CancelAfter)-nanotime()), cancel)
+	defer stopCancel.Stop()
 	all := make(chan struct{})
 	go func() { wg.Wait(); <-firstDone; close(all) }()
 	select {
