@@ -31,6 +31,15 @@ type sharedStore struct {
 	down     atomic.Bool  // every call fails
 }
 
+// counts returns how many leases and watchers the store holds; tests
+// assert on them outside the lock (a failed assertion must not exit with
+// it held: the Loader's cleanup needs it).
+func (s *sharedStore) counts() (leases, watchers int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.leases), len(s.watchers)
+}
+
 type storedRecord struct {
 	rec     flightcache.RemoteRecord[string]
 	expires time.Time
@@ -267,38 +276,41 @@ func TestFleetBurstFetchesOnce(t *testing.T) {
 }
 
 func TestRemoteLookupOrderAndLifetime(t *testing.T) {
-	clock := newClock()
-	var fetches atomic.Int64
-	cfg := flightcache.Config{Mode: flightcache.ModeCache, MaxEntries: 10, TTL: time.Minute, RemoteTTL: 10 * time.Second, Clock: clock}
-	f := newFleet(t, 2, cfg, func(ctx context.Context, key string) (string, error) {
-		return fmt.Sprintf("%s#%d", key, fetches.Add(1)), nil
+	synctest.Test(t, func(t *testing.T) {
+		clock := newClock()
+		var fetches atomic.Int64
+		cfg := flightcache.Config{Mode: flightcache.ModeCache, MaxEntries: 10, TTL: time.Minute, RemoteTTL: 10 * time.Second, Clock: clock}
+		f := newFleet(t, 2, cfg, func(ctx context.Context, key string) (string, error) {
+			return fmt.Sprintf("%s#%d", key, fetches.Add(1)), nil
+		})
+		a, b := f.loaders[0], f.loaders[1]
+		ctx := context.Background()
+
+		v, err := a.Get(ctx, "k") // local miss → remote miss → fetch, stored in both tiers
+		require.NoError(t, err)
+		require.Equal(t, "k#1", v)
+		synctest.Wait() // a's load writes the shared tier, then releases its lease, after a has its value
+		clock.Advance(4 * time.Second)
+		v, _ = b.Get(ctx, "k") // remote hit, 6s left there
+		require.Equal(t, "k#1", v)
+		calls := f.store.calls.Load()
+		v, _ = b.Get(ctx, "k") // local hit: the store is not asked
+		require.Equal(t, "k#1", v)
+		require.Equal(t, calls, f.store.calls.Load())
+		require.EqualValues(t, 1, fetches.Load())
+
+		clock.Advance(6*time.Second - 1)
+		v, _ = b.Get(ctx, "k")
+		require.Equal(t, "k#1", v, "b's copy lives until the shared one ends")
+		v, _ = a.Get(ctx, "k")
+		require.Equal(t, "k#1", v, "a's own copy too, though its TTL is a minute")
+		clock.Advance(1)
+		v, _ = b.Get(ctx, "k")
+		require.Equal(t, "k#2", v, "never outlives the shared copy")
+		sb := b.Stats()
+		require.EqualValues(t, 1, sb.RemoteHits)
+		require.EqualValues(t, 1, sb.RemoteMisses)
 	})
-	a, b := f.loaders[0], f.loaders[1]
-	ctx := context.Background()
-
-	v, err := a.Get(ctx, "k") // local miss → remote miss → fetch, stored in both tiers
-	require.NoError(t, err)
-	require.Equal(t, "k#1", v)
-	clock.Advance(4 * time.Second)
-	v, _ = b.Get(ctx, "k") // remote hit, 6s left there
-	require.Equal(t, "k#1", v)
-	calls := f.store.calls.Load()
-	v, _ = b.Get(ctx, "k") // local hit: the store is not asked
-	require.Equal(t, "k#1", v)
-	require.Equal(t, calls, f.store.calls.Load())
-	require.EqualValues(t, 1, fetches.Load())
-
-	clock.Advance(6*time.Second - 1)
-	v, _ = b.Get(ctx, "k")
-	require.Equal(t, "k#1", v, "b's copy lives until the shared one ends")
-	v, _ = a.Get(ctx, "k")
-	require.Equal(t, "k#1", v, "a's own copy too, though its TTL is a minute")
-	clock.Advance(1)
-	v, _ = b.Get(ctx, "k")
-	require.Equal(t, "k#2", v, "never outlives the shared copy")
-	sb := b.Stats()
-	require.EqualValues(t, 1, sb.RemoteHits)
-	require.EqualValues(t, 1, sb.RemoteMisses)
 }
 
 func TestRemoteNegativeEntriesTravel(t *testing.T) {
@@ -469,13 +481,11 @@ func TestCloseStopsRemoteWatch(t *testing.T) {
 	l, err := flightcache.New(func(ctx context.Context, key string) (string, error) { return key, nil },
 		flightcache.Config{TTL: time.Minute}, flightcache.WithRemote[string, string](&fakeRemote{s: store, id: 7}))
 	require.NoError(t, err)
-	store.mu.Lock()
-	require.Len(t, store.watchers, 1)
-	store.mu.Unlock()
+	_, watchers := store.counts()
+	require.Equal(t, 1, watchers)
 	require.NoError(t, l.Close())
-	store.mu.Lock()
-	require.Empty(t, store.watchers)
-	store.mu.Unlock()
+	_, watchers = store.counts()
+	require.Zero(t, watchers)
 }
 
 func TestRemoteMetricsExported(t *testing.T) {
@@ -549,19 +559,21 @@ func (r raceRemote) Lease(ctx context.Context, key string, ttl time.Duration) (f
 }
 
 func TestLeaseRechecksTheSharedTier(t *testing.T) {
-	var fetches atomic.Int64
-	store := newSharedStore(newClock())
-	l := mustNew(t, func(ctx context.Context, key string) (string, error) {
-		fetches.Add(1)
-		return "fetched", nil
-	}, flightcache.Config{TTL: time.Minute}, flightcache.WithRemote[string, string](raceRemote{&fakeRemote{s: store}}))
-	v, err := l.Get(context.Background(), "k")
-	require.NoError(t, err)
-	require.Equal(t, "stored by another instance", v)
-	require.Zero(t, fetches.Load(), "the record that appeared before the lease was used, not fetched again")
-	store.mu.Lock()
-	require.Empty(t, store.leases, "the lease was released")
-	store.mu.Unlock()
+	synctest.Test(t, func(t *testing.T) {
+		var fetches atomic.Int64
+		store := newSharedStore(newClock())
+		l := mustNew(t, func(ctx context.Context, key string) (string, error) {
+			fetches.Add(1)
+			return "fetched", nil
+		}, flightcache.Config{TTL: time.Minute}, flightcache.WithRemote[string, string](raceRemote{&fakeRemote{s: store}}))
+		v, err := l.Get(context.Background(), "k")
+		require.NoError(t, err)
+		require.Equal(t, "stored by another instance", v)
+		require.Zero(t, fetches.Load(), "the record that appeared before the lease was used, not fetched again")
+		synctest.Wait() // the lease goes after the callers have their value
+		leases, _ := store.counts()
+		require.Zero(t, leases, "the lease was released")
+	})
 }
 
 // slowSetRemote is a fakeRemote whose Set waits until released.
