@@ -257,6 +257,13 @@ func TestFleetNothingStaleAfterPause(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "k@v1", v)
 	}
+	// A load releases its lease after its Get has returned. A release still
+	// on its way when Redis pauses times out, and the lease is left to
+	// expire by itself (RemoteLeaseTimeout, 5s), holding up the refetch of k
+	// after the pause: wait for it first.
+	direct := newClient(t, func(o *redis.Options) { o.Addr = srv.addr })
+	leaseKey := newKeyspace("pause", 0).key(kindLease, "k")
+	waitUntil(t, 5*time.Second, "k's lease is released", func() bool { return direct.Exists(ctx, leaseKey).Val() == 0 })
 
 	srv.pause()
 	version.Store(2)
