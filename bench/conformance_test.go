@@ -97,9 +97,9 @@ func TestConformanceConcurrent(t *testing.T) {
 			fetch := func(ctx context.Context, key string) (string, error) {
 				fetches.Add(1)
 				arrived.Wait() // every caller is about to Get (or in it)
-				if _, counts := c.(joinCounter); counts {
+				if jc, counts := c.(joinCounter); counts {
 					if !waitJoined(c, callers-1, 10*time.Second) {
-						t.Errorf("after 10s only %d of %d Gets joined the fetch", c.(joinCounter).Joined(), callers-1)
+						t.Errorf("after 10s only %d of %d Gets joined the fetch", jc.Joined(), callers-1)
 					}
 				} else if !wait(100*time.Millisecond, ctx.Done()) {
 					return "", ctx.Err()

@@ -177,9 +177,8 @@ func BenchmarkAwaitWakeUp(b *testing.B) {
 				keys++
 				key := fmt.Sprint("k", keys)
 				rel, ok, err := holder.Lease(ctx, key, time.Minute)
-				if err != nil || !ok {
-					b.Fatal("lease:", ok, err)
-				}
+				require.NoError(b, err)
+				require.True(b, ok, "lease")
 				done := startAwait(b, ctx, waiter, key)
 				require.NoError(b, holder.Set(ctx, key, recOf("v")))
 				start := time.Now()
@@ -187,9 +186,8 @@ func BenchmarkAwaitWakeUp(b *testing.B) {
 					rel()
 				}
 				r := recv(b, done, 5*time.Second, "Await")
-				if r.err != nil || !r.ok {
-					b.Fatal("await:", r.ok, r.err)
-				}
+				require.NoError(b, r.err)
+				require.True(b, r.ok, "Await found the record")
 				d = append(d, r.at.Sub(start))
 				rel()
 			}

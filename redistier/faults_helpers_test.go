@@ -238,16 +238,12 @@ func (p *proxy) close() {
 // A probe opens a new connection (four round trips) within the Timeout: on
 // a loaded machine it can miss, which opens the breaker for another
 // cooldown. It fails the test after 10s.
-func closeBreaker(t testing.TB, clock *fakeClock, probe func() bool) int {
+func closeBreaker(t testing.TB, clock *fakeClock, probe func() bool) (probes int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for n := 1; ; n++ {
+	waitUntil(t, 10*time.Second, "a probe closes the breaker", func() bool {
+		probes++
 		clock.Add(faultCooldown)
-		if probe() {
-			return n
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the breaker is still open after %d probes in 10s", n)
-		}
-	}
+		return probe()
+	})
+	return probes
 }
